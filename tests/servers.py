@@ -1,0 +1,105 @@
+"""Real servers the tests start: moto's S3 server and a JSON-listing web server."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until_up(url: str, process: subprocess.Popen[bytes] | None = None, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server for {url} exited with {process.returncode}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not come up in {timeout} s")
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """moto's standalone S3 server in its own process; yields its endpoint URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "1"},
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(endpoint, process)
+        yield endpoint
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+class _ListingHandler(SimpleHTTPRequestHandler):
+    """Serves files, and folders as the manifest mirror does: JSON listings."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def send_head(self):  # type: ignore[no-untyped-def]
+        path = Path(self.translate_path(self.path))
+        if not path.is_dir():
+            return super().send_head()
+        if not urlsplit(self.path).path.endswith("/"):
+            self.send_response(301)
+            self.send_header("Location", self.path + "/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
+        entries = sorted(path.iterdir())
+        body = json.dumps(
+            {
+                "path": unquote(urlsplit(self.path).path),
+                "files": [e.name for e in entries if e.is_file()],
+                "directories": [e.name for e in entries if e.is_dir()],
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body) if self.command == "GET" else None
+        return None
+
+
+@contextmanager
+def json_listing_server(root: Path) -> Iterator[str]:
+    """A web server of ``root`` whose folders answer JSON listings; yields its URL."""
+
+    def handler(*args: object) -> _ListingHandler:
+        return _ListingHandler(*args, directory=str(root))  # type: ignore[arg-type]
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()

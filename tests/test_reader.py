@@ -1,0 +1,189 @@
+"""Loading manifests: lookups, listings, statistics, and every documented fault."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from zarrdav.errors import ManifestError
+from zarrdav.manifests.model import Manifest, ManifestDirectory, ManifestFile
+from zarrdav.manifests.reader import parse_manifest, read_manifest_file
+from tests.manifests import WHEN, sample_files, sample_manifest
+
+DOC_EXAMPLE = b"""{
+ "schemaVersion": 2,
+ "fields": ["versionId","lastModified","size","ETag"],
+ "statistics": {
+  "entries": 2,
+  "depth": 1,
+  "totalSize": 8758,
+  "lastModified": "2022-06-27T23:07:48+00:00",
+  "zarrChecksum": "6ddc4625befef8d6f9796835648162be-509--710206390"
+ },
+ "entries": {
+  ".zattrs": ["VwOSu7IVLAQcQHcqOesmlrEDm2sL_Tfs","2022-06-27T23:07:47+00:00",8312,"cb32b88f6488d55818aba94746bcc19a"],
+  "0": {
+   ".zarray": ["Ou6TnKwWPmEJrL.0utCWLPxgfr_lA0I1","2022-06-27T23:07:48+00:00",446,"5477ec3da352681e5ba6f6ea550ef740"]
+  }
+ }
+}
+"""
+
+
+def names(manifest: Manifest, path: str) -> list[str]:
+    directory = manifest.lookup(path)
+    assert isinstance(directory, ManifestDirectory)
+    return [entry.name for entry in manifest.children(directory)]
+
+
+def test_doc_example() -> None:
+    manifest = parse_manifest(DOC_EXAMPLE, "example.json")
+    zarray = manifest.lookup("0/.zarray")
+    assert zarray == ManifestFile(
+        path="0/.zarray",
+        version_id="Ou6TnKwWPmEJrL.0utCWLPxgfr_lA0I1",
+        last_modified=WHEN.replace(second=48),
+        size=446,
+        etag="5477ec3da352681e5ba6f6ea550ef740",
+    )
+    assert names(manifest, "") == [".zattrs", "0"]
+    stats = manifest.statistics
+    assert (stats.entries, stats.depth, stats.total_size) == (2, 1, 8758)
+    assert stats.last_modified == WHEN.replace(second=48)
+    assert stats.zarr_checksum == "6ddc4625befef8d6f9796835648162be-509--710206390"
+
+
+def test_lookups_and_sorted_listings() -> None:
+    _, body = sample_manifest()
+    manifest = parse_manifest(body, "sample")
+    assert names(manifest, "") == [".zattrs", ".zgroup", "arr"]
+    # Byte order, directories and files merged: "13" < "131".
+    assert names(manifest, "arr") == [".zarray", "0", "1", "13", "131"]
+    assert names(manifest, "arr/0") == ["0", "1", "10", "2"]
+    assert names(manifest, "arr/0/") == ["0", "1", "10", "2"]
+    assert manifest.lookup("arr/131").size == 500  # type: ignore[union-attr]
+    assert manifest.lookup("arr/0/10").etag == f"{6:032x}"  # type: ignore[union-attr]
+    for absent in ["nope", "arr/2", "arr/0/3", "arr/131/x", "arr/0/1/", ".zattrs/x", "arr//0"]:
+        assert manifest.lookup(absent) is None, absent
+    assert isinstance(manifest.lookup(""), ManifestDirectory)
+    stats = manifest.statistics
+    assert stats.entries == 10
+    assert stats.depth == 2
+    assert stats.total_size == sum(f.size for f in sample_files())
+    assert stats.last_modified == WHEN.replace(second=10)
+
+
+def test_files_round_trip() -> None:
+    _, body = sample_manifest()
+    manifest = parse_manifest(body, "sample")
+    assert sorted(manifest.files(), key=lambda f: f.path) == sorted(sample_files(), key=lambda f: f.path)
+
+
+@pytest.mark.parametrize("layout", ["compact", "pretty", "reordered", "fields-shuffled"])
+def test_every_layout_reads_the_same(layout: str) -> None:
+    checksum, body = sample_manifest()
+    document = orjson.loads(body)
+    if layout == "compact":
+        body = orjson.dumps(document)
+    elif layout == "pretty":
+        body = orjson.dumps(document, option=orjson.OPT_INDENT_2)
+    elif layout == "reordered":
+        document = {"entries": document["entries"], **document}
+        document["entries"] = dict(reversed(list(document["entries"].items())))
+        body = orjson.dumps(document)
+    else:
+        document["fields"] = ["size", "ETag", "versionId", "lastModified"]
+
+        def shuffle(tree: dict) -> dict:  # type: ignore[type-arg]
+            return {
+                k: shuffle(v) if isinstance(v, dict) else [v[2], v[3], v[0], v[1]]
+                for k, v in tree.items()
+            }
+
+        document["entries"] = shuffle(document["entries"])
+        body = orjson.dumps(document)
+    manifest = parse_manifest(body, layout)
+    assert sorted(manifest.files(), key=lambda f: f.path) == sorted(sample_files(), key=lambda f: f.path)
+    assert names(manifest, "arr") == [".zarray", "0", "1", "13", "131"]
+    assert manifest.statistics.zarr_checksum == checksum
+
+
+def test_read_from_file_and_empty_zarr(tmp_path: Path) -> None:
+    _, body = sample_manifest()
+    (tmp_path / "m.json").write_bytes(body)
+    assert read_manifest_file(tmp_path / "m.json").statistics.entries == 10
+    empty = b'{"schemaVersion": 2, "fields": ["versionId","lastModified","size","ETag"],' \
+        b' "statistics": {"entries": 0, "lastModified": null}, "entries": {}}'
+    manifest = parse_manifest(empty, "empty")
+    assert manifest.children(manifest.root) == []
+    assert manifest.statistics.last_modified is None
+
+
+def test_escaped_and_unicode_names() -> None:
+    document = orjson.loads(sample_manifest()[1])
+    entry = document["entries"][".zattrs"]
+    document["entries"] = {'q"uote': entry, "ünï": {"c\\d": entry}}
+    manifest = parse_manifest(orjson.dumps(document), "unicode")
+    assert names(manifest, "") == ['q"uote', "ünï"]
+    assert manifest.lookup("ünï/c\\d").size == 20  # type: ignore[union-attr]
+
+
+ENTRY = ["VwOSu7IVLAQcQHcqOesmlrEDm2sL_Tfs", "2022-06-27T23:07:47+00:00", 8312, "cb32b88f6488d55818aba94746bcc19a"]
+
+
+def manifest_with(**changes: object) -> bytes:
+    document: dict[str, object] = {
+        "schemaVersion": 2,
+        "fields": ["versionId", "lastModified", "size", "ETag"],
+        "statistics": {},
+        "entries": {"a": {"b": ENTRY}},
+    }
+    document.update(changes)
+    return orjson.dumps(document, option=orjson.OPT_INDENT_2)
+
+
+@pytest.mark.parametrize(
+    ("body", "fault"),
+    [
+        (DOC_EXAMPLE[: len(DOC_EXAMPLE) // 2], "not valid JSON"),
+        (DOC_EXAMPLE[:-4], "not valid JSON"),
+        (b"", "not valid JSON"),
+        (b"[1, 2]", "not a JSON object"),
+        (manifest_with(schemaVersion=3), "unsupported schemaVersion 3"),
+        (manifest_with(fields=["versionId", "size", "ETag"]), "'fields' lacks 'lastModified'"),
+        (manifest_with(fields="versionId"), "'fields' must be a list"),
+        (manifest_with(entries=[]), "'entries' is missing or not an object"),
+        (manifest_with(entries={"a": ENTRY[:3]}), "entry 'a' has 3 values, expected 4"),
+        (manifest_with(entries={"a": [*ENTRY, "x"]}), "entry 'a' has 5 values, expected 4"),
+        (manifest_with(entries={"a": {"b": [1, *ENTRY[1:]]}}), "entry 'a/b': versionId must be"),
+        (manifest_with(entries={"a": [ENTRY[0], "yesterday", *ENTRY[2:]]}), "lastModified 'yesterday'"),
+        (manifest_with(entries={"a": [*ENTRY[:2], "8312", ENTRY[3]]}), "size '8312' is not a byte count"),
+        (manifest_with(entries={"a": [*ENTRY[:2], -1, ENTRY[3]]}), "size -1 is not a byte count"),
+        (manifest_with(entries={"a": [*ENTRY[:3], None]}), "entry 'a': ETag must be"),
+        (manifest_with(entries={"a": 5}), "entry 'a' is a int, not a file or directory"),
+        (manifest_with(entries={"a": {"b": "text"}}), "entry 'a/b' is a str"),
+        (manifest_with(entries={"a/b": ENTRY}), "entry name 'a/b'"),
+        (manifest_with(entries={"x": {".": ENTRY}}), "entry name '.' at 'x/.'"),
+        (manifest_with(entries={"..": {"b": ENTRY}}), "entry name '..'"),
+        (manifest_with(entries={"": ENTRY}), "entry name ''"),
+    ],
+)
+def test_malformed_manifests_raise_one_documented_error(body: bytes, fault: str) -> None:
+    with pytest.raises(ManifestError) as raised:
+        parse_manifest(body, "zarrs/bad.json")
+    assert str(raised.value).startswith("zarrs/bad.json: ")
+    assert fault in str(raised.value)
+    assert raised.value.source == "zarrs/bad.json"
+
+
+def test_fast_and_full_paths_agree() -> None:
+    """The canonical layout takes the fast path; the full path must see the same."""
+    from zarrdav.manifests import reader
+
+    _, body = sample_manifest()
+    fast = reader._parse_fast(body, "sample")
+    full = reader._parse_full(body, "sample")
+    assert list(fast.files()) == list(full.files()) == list(parse_manifest(body, "sample").files())
+    assert fast.statistics == full.statistics

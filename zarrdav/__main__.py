@@ -1,0 +1,3 @@
+from zarrdav.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,159 @@
+"""Compact columns of per-entry values.
+
+A manifest can hold over a million entries; one Python object per value
+would cost several hundred bytes an entry. These columns keep each kind of
+value in one buffer instead, a few bytes of overhead an entry, and hand out
+single values on demand.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable, Sequence
+from itertools import accumulate
+from typing import Protocol
+
+_LOWER_HEX = b"0123456789abcdef"
+_MD5_HEX_LENGTH = 32
+
+
+class BytesColumn(Protocol):
+    """A sequence of byte strings; ``bisect`` works on it when sorted."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> bytes: ...
+
+    def text(self, index: int) -> str: ...
+
+    @property
+    def nbytes(self) -> int: ...
+
+
+class PackedBytes:
+    """Byte strings of any length: one buffer and an offsets array."""
+
+    __slots__ = ("_blob", "_offsets")
+
+    def __init__(self, blob: bytes | bytearray, lengths: Iterable[int]) -> None:
+        self._blob = blob
+        typecode = "I" if len(blob) < 2**32 else "Q"
+        self._offsets = array(typecode, accumulate(lengths, initial=0))
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    def __getitem__(self, index: int) -> bytes:
+        offsets = self._offsets
+        return bytes(self._blob[offsets[index] : offsets[index + 1]])
+
+    def text(self, index: int) -> str:
+        return self[index].decode()
+
+    @property
+    def nbytes(self) -> int:
+        return len(self._blob) + self._offsets.itemsize * len(self._offsets)
+
+
+class FixedBytes:
+    """Byte strings that all have one length: a buffer and no offsets."""
+
+    __slots__ = ("_blob", "_width", "_count")
+
+    def __init__(self, blob: bytes | bytearray, width: int, count: int) -> None:
+        self._blob = blob
+        self._width = width
+        self._count = count
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index: int) -> bytes:
+        if not 0 <= index < self._count:
+            raise IndexError(index)
+        width = self._width
+        return bytes(self._blob[index * width : (index + 1) * width])
+
+    def text(self, index: int) -> str:
+        return self[index].decode()
+
+    @property
+    def nbytes(self) -> int:
+        return len(self._blob)
+
+
+class HexDigests(FixedBytes):
+    """MD5 digests kept as 16 raw bytes and read back as 32 hex digits."""
+
+    __slots__ = ()
+
+    def __init__(self, blob: bytes | bytearray, count: int) -> None:
+        super().__init__(blob, 16, count)
+
+    def __getitem__(self, index: int) -> bytes:
+        return super().__getitem__(index).hex().encode()
+
+    def text(self, index: int) -> str:
+        return super().__getitem__(index).hex()
+
+
+class ColumnBuilder:
+    """Collects byte strings run by run, then freezes them into a column.
+
+    While every value has had one width, no lengths are kept at all; with
+    ``digests``, runs of lowercase MD5 hex digests are kept as raw digests
+    (half the memory). The first run that breaks either habit converts what
+    came before.
+    """
+
+    def __init__(self, *, digests: bool = False) -> None:
+        self._buffer = bytearray()
+        self._width: int | None = None  # shared width while there is one
+        self._lengths: array | None = None  # per value, once widths differ
+        self._digests = digests
+        self._count = 0
+
+    def extend(self, values: Sequence[bytes]) -> None:
+        joined = b"".join(values)
+        count = len(values)
+        # The total and the minimum agree only if every value has this width.
+        width = len(joined) // count if count else 0
+        uniform = len(joined) == width * count and min(map(len, values), default=0) == width
+        if self._digests:
+            if uniform and width == _MD5_HEX_LENGTH and not joined.translate(None, _LOWER_HEX):
+                self._buffer += bytes.fromhex(joined.decode())
+                self._count += count
+                return
+            self._undo_digests()
+        if self._lengths is None and uniform and self._width in (None, width):
+            self._width = width
+        else:
+            if self._lengths is None:
+                self._lengths = array("I", [self._width or 0]) * self._count
+            self._lengths.extend(map(len, values))
+        self._buffer += joined
+        self._count += count
+
+    def _undo_digests(self) -> None:
+        self._digests = False
+        self._buffer = bytearray(self._buffer.hex().encode())
+        if self._count:
+            self._width = _MD5_HEX_LENGTH
+
+    def build(self, order: array | None = None) -> BytesColumn:
+        """Freeze the column, optionally reordered by ``order`` (old indices)."""
+        blob = self._buffer
+        if self._digests:
+            if order is not None:
+                blob = b"".join([blob[i * 16 : i * 16 + 16] for i in order])
+            return HexDigests(blob, self._count)
+        if self._lengths is None:
+            column: BytesColumn = FixedBytes(blob, self._width or 0, self._count)
+        else:
+            column = PackedBytes(blob, self._lengths)
+        if order is None:
+            return column
+        pieces = [column[i] for i in order]
+        if self._lengths is None:
+            return FixedBytes(b"".join(pieces), self._width or 0, self._count)
+        return PackedBytes(b"".join(pieces), map(len, pieces))

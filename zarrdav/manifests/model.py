@@ -1,0 +1,187 @@
+"""The in-memory model of one manifest: a frozen tree of Zarr entries.
+
+Directories are few and kept as small lists; files are many and kept in
+columns (see ``columns``), each directory owning one contiguous, name-sorted
+range of them, so a lookup is a binary search per path segment.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+from array import array
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from zarrdav.manifests.columns import BytesColumn
+
+
+@dataclass(frozen=True, slots=True)
+class Statistics:
+    """The summary a manifest carries (``statistics`` in the file)."""
+
+    entries: int
+    depth: int
+    total_size: int
+    last_modified: datetime | None
+    zarr_checksum: str | None
+    checksum_mismatch: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestFile:
+    """One Zarr entry as of the manifest: which S3 version held it."""
+
+    path: str
+    version_id: str
+    last_modified: datetime
+    size: int
+    etag: str
+
+    @property
+    def name(self) -> str:
+        return self.path.rpartition("/")[2]
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestDirectory:
+    """A directory of the Zarr; ``path`` is ``""`` for the Zarr's root."""
+
+    path: str
+    index: int
+
+    @property
+    def name(self) -> str:
+        return self.path.rpartition("/")[2]
+
+
+ManifestEntry = ManifestFile | ManifestDirectory
+
+
+@dataclass(frozen=True, slots=True)
+class FileColumns:
+    """Per-file values, indexed alike."""
+
+    names: BytesColumn
+    version_ids: BytesColumn
+    etags: BytesColumn
+    sizes: array
+    mtimes: array  # seconds since the epoch, UTC
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryTable:
+    """Per-directory values, indexed by directory number (root is 0).
+
+    A directory's subdirectories are the numbers ``[first_child,
+    first_child + child_count)``, sorted by name; its files are the file
+    indices ``[first_file, first_file + file_count)``, sorted by name.
+    """
+
+    names: list[str]
+    parents: array
+    first_child: array
+    child_count: array
+    first_file: array
+    file_count: array
+
+
+class Manifest:
+    """A parsed manifest; immutable, safe to share between threads."""
+
+    __slots__ = ("source", "statistics", "_dirs", "_files")
+
+    def __init__(
+        self, source: str, statistics: Statistics, dirs: DirectoryTable, files: FileColumns
+    ) -> None:
+        self.source = source
+        self.statistics = statistics
+        self._dirs = dirs
+        self._files = files
+
+    @property
+    def root(self) -> ManifestDirectory:
+        return ManifestDirectory("", 0)
+
+    @property
+    def nbytes(self) -> int:
+        """Approximate memory held, for weighing the manifest in a cache."""
+        files, dirs = self._files, self._dirs
+        per_file = files.names.nbytes + files.version_ids.nbytes + files.etags.nbytes
+        per_file += files.sizes.itemsize * len(files.sizes) * 2
+        per_dir = sum(map(len, dirs.names)) + 100 * len(dirs.names)
+        return per_file + per_dir + 1024
+
+    def lookup(self, path: str) -> ManifestEntry | None:
+        """The entry at ``path`` (``/``-separated, ``""`` for the root), or None.
+
+        A trailing ``/`` only matches a directory.
+        """
+        want_directory = path.endswith("/")
+        segments = path.strip("/").split("/") if path.strip("/") else []
+        directory = 0
+        for position, segment in enumerate(segments):
+            child = self._child_directory(directory, segment)
+            if child is not None:
+                directory = child
+                continue
+            if position != len(segments) - 1 or want_directory:
+                return None
+            index = self._file_index(directory, segment)
+            if index is None:
+                return None
+            return self._file(index, "/".join(segments))
+        return ManifestDirectory("/".join(segments), directory)
+
+    def children(self, directory: ManifestDirectory) -> list[ManifestEntry]:
+        """The directory's subdirectories and files, sorted by name."""
+        dirs, files = self._dirs, self._files
+        prefix = f"{directory.path}/" if directory.path else ""
+        first = dirs.first_child[directory.index]
+        subdirs = (
+            ManifestDirectory(prefix + dirs.names[i], i)
+            for i in range(first, first + dirs.child_count[directory.index])
+        )
+        first = dirs.first_file[directory.index]
+        entries = (
+            self._file(i, prefix + files.names.text(i))
+            for i in range(first, first + dirs.file_count[directory.index])
+        )
+        return list(heapq.merge(subdirs, entries, key=lambda entry: entry.name.encode()))
+
+    def files(self) -> Iterator[ManifestFile]:
+        """Every file of the Zarr, depth first."""
+        stack = [self.root]
+        while stack:
+            directory = stack.pop()
+            for entry in reversed(self.children(directory)):
+                if isinstance(entry, ManifestDirectory):
+                    stack.append(entry)
+                else:
+                    yield entry
+
+    def _child_directory(self, directory: int, name: str) -> int | None:
+        dirs = self._dirs
+        first = dirs.first_child[directory]
+        end = first + dirs.child_count[directory]
+        index = bisect.bisect_left(dirs.names, name, first, end)
+        return index if index < end and dirs.names[index] == name else None
+
+    def _file_index(self, directory: int, name: str) -> int | None:
+        dirs = self._dirs
+        first = dirs.first_file[directory]
+        end = first + dirs.file_count[directory]
+        key = name.encode()
+        index = bisect.bisect_left(self._files.names, key, first, end)  # type: ignore[call-overload]
+        return index if index < end and self._files.names[index] == key else None
+
+    def _file(self, index: int, path: str) -> ManifestFile:
+        files = self._files
+        return ManifestFile(
+            path=path,
+            version_id=files.version_ids.text(index),
+            last_modified=datetime.fromtimestamp(files.mtimes[index], UTC),
+            size=files.sizes[index],
+            etag=files.etags.text(index),
+        )
