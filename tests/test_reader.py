@@ -180,10 +180,12 @@ def test_malformed_manifests_raise_one_documented_error(body: bytes, fault: str)
 
 def test_fast_and_full_paths_agree() -> None:
     """The canonical layout takes the fast path; the full path must see the same."""
+    import io
+
     from zarrdav.manifests import reader
 
     _, body = sample_manifest()
-    fast = reader._parse_fast(body, "sample")
+    fast = reader._parse_fast(io.BytesIO(body), "sample")
     full = reader._parse_full(body, "sample")
     assert list(fast.files()) == list(full.files()) == list(parse_manifest(body, "sample").files())
     assert fast.statistics == full.statistics

@@ -11,13 +11,13 @@ value and names the first fault it finds.
 
 from __future__ import annotations
 
-import mmap
+import io
 import operator
 from array import array
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -37,30 +37,32 @@ class _Decline(Exception):
 
 def read_manifest_file(path: Path, source: str | None = None) -> Manifest:
     """Parse the manifest at ``path`` without reading it all into memory."""
-    with path.open("rb") as handle:
-        if path.stat().st_size == 0:
-            return parse_manifest(b"", source or str(path))
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            return parse_manifest(data, source or str(path))
+    with path.open("rb") as stream:
+        return read_manifest(stream, source or str(path))
 
 
-def parse_manifest(data: bytes | mmap.mmap, source: str) -> Manifest:
-    """Parse manifest JSON; raise ``ManifestError`` naming ``source`` if bad.
+def parse_manifest(data: bytes, source: str) -> Manifest:
+    """Parse manifest JSON; raise ``ManifestError`` naming ``source`` if bad."""
+    return read_manifest(io.BytesIO(data), source)
 
-    ``data`` may be a memory map: slicing one copies only the slice.
-    """
+
+def read_manifest(stream: BinaryIO, source: str) -> Manifest:
+    """Parse manifest JSON from a seekable binary stream, block by block."""
     try:
-        return _parse_fast(data, source)
+        return _parse_fast(stream, source)
     except _Decline:
-        return _parse_full(data[:], source)
+        stream.seek(0)
+        return _parse_full(stream.read(), source)
 
 
-def _parse_fast(data: bytes | mmap.mmap, source: str) -> Manifest:
-    key = data.find(_ENTRIES_KEY, 0, 65536)
+def _parse_fast(stream: BinaryIO, source: str) -> Manifest:
+    head = stream.read(_CHUNK)
+    key = head.find(_ENTRIES_KEY)
     if key < 0:
         raise _Decline
-    region_start, region_end = key + len(_ENTRIES_KEY), _entries_end(data)
-    rest = b"".join((data[:key], b'"entries":null', data[region_end + 1 :]))
+    region_end = _entries_end(stream)
+    stream.seek(region_end)
+    rest = head[:key] + b'"entries":null' + stream.read()[1:]
     try:
         header = orjson.loads(rest)
     except orjson.JSONDecodeError:
@@ -71,24 +73,31 @@ def _parse_fast(data: bytes | mmap.mmap, source: str) -> Manifest:
 
     builder = _Builder(source)
     stack = [0]
-    position = region_start
-    while position < region_end:
-        end = region_end
-        if end - position > _CHUNK:
-            end = data.rfind(b"\n", position, position + _CHUNK) + 1
-            if end <= position:
-                raise _Decline
-        _read_chunk(data[position:end], builder, stack)
-        position = end
-    if stack != [0]:
+    stream.seek(key + len(_ENTRIES_KEY))
+    remaining = region_end - stream.tell()
+    carry = b""
+    while remaining > 0:
+        block = stream.read(min(_CHUNK, remaining))
+        if not block:
+            raise _Decline
+        remaining -= len(block)
+        cut = block.rfind(b"\n") + 1 if remaining else len(block)
+        if cut == 0:
+            carry += block  # no line end yet: one very long line
+            continue
+        _read_chunk(carry + block[:cut], builder, stack)
+        carry = block[cut:]
+    if carry.strip() or stack != [0]:
         raise _Decline
     return builder.build(statistics)
 
 
-def _entries_end(data: bytes | mmap.mmap) -> int:
-    """Index of the ``}`` closing ``entries``, if ``entries`` is the last key."""
-    offset = max(0, len(data) - 4096)
-    tail = data[offset:].rstrip()
+def _entries_end(stream: BinaryIO) -> int:
+    """Offset of the ``}`` closing ``entries``, if ``entries`` is the last key."""
+    size = stream.seek(0, io.SEEK_END)
+    offset = max(0, size - 4096)
+    stream.seek(offset)
+    tail = stream.read().rstrip()
     if not tail.endswith(b"}"):
         raise _Decline
     tail = tail[:-1].rstrip()
@@ -104,7 +113,9 @@ def _read_chunk(chunk: bytes, builder: _Builder, stack: list[int]) -> None:
     before ``strings[i]``. A file is four strings (name, version id, time,
     ETag) with the size inside the separator after the time; a directory is
     one string whose next separator holds ``{``. Braces are found in the
-    chunk and placed by counting the quotes before them.
+    chunk and placed by counting the quotes before them. The files of the
+    whole chunk are then checked and handed over at once, in runs that each
+    belong to one directory.
     """
     if b"\\" in chunk or b"/" in chunk:
         raise _Decline  # escaped strings or slashes: let the full path judge
@@ -116,23 +127,35 @@ def _read_chunk(chunk: bytes, builder: _Builder, stack: list[int]) -> None:
     if len(pieces) % 2 == 0:
         raise _Decline
     seps, strings = pieces[0::2], pieces[1::2]
+    file_strings: list[bytes] = []
+    file_seps: list[bytes] = []  # the separator after each of file_strings
+    runs: list[tuple[int, int]] = []  # (directory, number of files)
+
+    def take_files(stop: int) -> None:
+        if stop > start:
+            file_strings.extend(strings[start:stop])
+            file_seps.extend(seps[start + 1 : stop + 1])
+            runs.append((stack[-1], stop - start))
+
     start = 0
     for separator, opens in _braces(chunk):
         if opens:
             if not seps[separator].lstrip(_WHITESPACE).startswith(b":"):
                 raise _Decline
-            _read_files(strings, seps, start, separator - 1, builder, stack[-1])
+            take_files(separator - 1)
             name = strings[separator - 1].decode()
             if name in ("", ".", ".."):
                 raise _Decline
             stack.append(builder.add_directory(stack[-1], name))
         else:
-            _read_files(strings, seps, start, separator, builder, stack[-1])
+            take_files(separator)
             stack.pop()
             if not stack:
                 raise _Decline
         start = separator
-    _read_files(strings, seps, start, len(strings), builder, stack[-1])
+    take_files(len(strings))
+    if file_strings:
+        _read_files(file_strings, file_seps, runs, builder)
 
 
 def _braces(chunk: bytes) -> list[tuple[int, bool]]:
@@ -155,39 +178,37 @@ def _braces(chunk: bytes) -> list[tuple[int, bool]]:
 
 
 def _read_files(
-    strings: list[bytes], seps: list[bytes], start: int, stop: int, builder: _Builder, directory: int
+    strings: list[bytes], seps: list[bytes], runs: list[tuple[int, int]], builder: _Builder
 ) -> None:
-    """Files made of ``strings[start:stop]``, four strings each."""
-    count, remainder = divmod(stop - start, 4)
-    if remainder:
+    """Check and hand over files: four strings each, ``seps[i]`` after ``strings[i]``."""
+    count, remainder = divmod(len(strings), 4)
+    if remainder or any(files % 4 for _, files in runs):
         raise _Decline
-    if not count:
-        return
-    names = strings[start:stop:4]
+    names = strings[0::4]
     if b"" in names or b"." in names or b".." in names:
         raise _Decline
-    after = seps[start + 1 : stop + 1]  # the separator after each string
-    if _squeeze(after[0::4]) != b":[" * count or _squeeze(after[1::4]) != b"," * count:
+    if _squeeze(seps[0::4]) != b":[" * count or _squeeze(seps[1::4]) != b"," * count:
         raise _Decline
-    if _squeeze(after[3:-1:4]) != b"]," * (count - 1) or not _squeeze(after[-1]).startswith(b"]"):
+    # An ETag's separator is "]" and a comma, or braces closing directories.
+    closing = _squeeze(seps[3::4]).translate(None, b",}")
+    if closing != b"]" * count:
         raise _Decline
-    sizes = _squeeze(after[2::4])[1:-1].split(b",,")
+    sizes = _squeeze(seps[2::4])[1:-1].split(b",,")
     if len(sizes) != count or b"" in sizes or not b"".join(sizes).isdigit():
         raise _Decline
     builder.add_files(
-        directory,
+        [(directory, files // 4) for directory, files in runs],
         names,
-        strings[start + 1 : stop : 4],
-        strings[start + 2 : stop : 4],
+        strings[1::4],
+        strings[2::4],
         list(map(int, sizes)),
-        strings[start + 3 : stop : 4],
+        strings[3::4],
     )
 
 
-def _squeeze(parts: list[bytes] | bytes) -> bytes:
+def _squeeze(parts: list[bytes]) -> bytes:
     """The parts joined with white space removed."""
-    joined = parts if isinstance(parts, bytes) else b"".join(parts)
-    return joined.translate(None, _WHITESPACE)
+    return b"".join(parts).translate(None, _WHITESPACE)
 
 
 def _parse_full(data: bytes, source: str) -> Manifest:
@@ -218,7 +239,7 @@ def _parse_full(data: bytes, source: str) -> Manifest:
                 raise ManifestError(source, f"entry {entry_path!r} is a {kind}, not a file or directory")
         if files:
             builder.add_files(
-                directory,
+                [(directory, len(files))],
                 [name.encode() for name, _ in files],
                 *([value[i].encode() for _, value in files] for i in (0, 1)),
                 [value[2] for _, value in files],
@@ -304,28 +325,30 @@ class _Builder:
 
     def add_files(
         self,
-        directory: int,
+        runs: list[tuple[int, int]],
         names: Sequence[bytes],
         version_ids: Sequence[bytes],
         mtimes: Sequence[bytes],
-        sizes: Sequence[bytes | int],
+        sizes: Sequence[int],
         etags: Sequence[bytes],
     ) -> None:
-        in_order = all(map(operator.lt, names, names[1:]))
-        runs, count = self._runs, self._count
-        if runs and runs[-1][0] == directory and runs[-1][2] == count:
-            # The same run cut in two by a chunk boundary.
-            _, start, _, was_in_order = runs.pop()
-            in_order = was_in_order and in_order and self._last_name < names[0]
-        else:
-            start = count
-        runs.append((directory, start, count + len(names), in_order))
-        self._last_name = names[-1]
-        self._count += len(names)
+        """Append files given as ``(directory, count)`` runs over the columns."""
+        in_order = list(map(operator.lt, names, names[1:]))
+        offset = 0
+        for directory, count in runs:
+            if not count:
+                continue
+            try:
+                in_order.index(False, offset, offset + count - 1)
+                sorted_run = False
+            except ValueError:
+                sorted_run = True
+            self._add_run(directory, count, sorted_run, names[offset], names[offset + count - 1])
+            offset += count
         self._names.extend(names)
         self._version_ids.extend(version_ids)
         self._etags.extend(etags)
-        self._sizes.extend(map(int, sizes))
+        self._sizes.extend(sizes)
         # Neighbouring entries were mostly written in the same second.
         seconds = {}
         for text in set(mtimes):
@@ -334,6 +357,18 @@ class _Builder:
                 raise _Decline
             seconds[text] = int(moment.timestamp())
         self._mtimes.extend(map(seconds.__getitem__, mtimes))
+
+    def _add_run(self, directory: int, count: int, in_order: bool, first: bytes, last: bytes) -> None:
+        runs, total = self._runs, self._count
+        if runs and runs[-1][0] == directory and runs[-1][2] == total:
+            # The same run cut in two by a chunk boundary.
+            _, start, _, was_in_order = runs.pop()
+            in_order = was_in_order and in_order and self._last_name < first
+        else:
+            start = total
+        runs.append((directory, start, total + count, in_order))
+        self._last_name = last
+        self._count += count
 
     def build(self, declared: dict[str, Any]) -> Manifest:
         directories, renumber = self._directory_table()

@@ -9,7 +9,6 @@ root that is an HTTP(S) URL answering JSON directory listings, an
 
 from __future__ import annotations
 
-import mmap
 import os
 import shutil
 import tempfile
@@ -27,7 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError,
 from zarrdav.errors import Forbidden, NotFound, UpstreamError, UpstreamTimeout
 from zarrdav.manifests.layout import checksum_of_filename, is_valid_segment, manifest_path, zarr_prefix
 from zarrdav.manifests.model import Manifest
-from zarrdav.manifests.reader import parse_manifest
+from zarrdav.manifests.reader import read_manifest
 from zarrdav.s3 import make_s3_client, split_s3_url
 
 
@@ -62,16 +61,12 @@ class ManifestTree(ABC):
         path = manifest_path(_checked(zarr_id), _checked(checksum))
         if checksum_of_filename(path.rpartition("/")[2]) is None:
             raise NotFound(f"{checksum!r} is not a Zarr checksum")
-        # Spooled to disk, then memory-mapped: a 160 MB manifest never sits in
-        # memory as one string.
+        # Spooled to disk and read back block by block: a 160 MB manifest never
+        # sits in memory as one string.
         with tempfile.TemporaryFile(prefix="zarrdav-manifest-") as spool:
             self._download(path, spool)
-            spool.flush()
-            source = f"{self.root.rstrip('/')}/{path}"
-            if spool.tell() == 0:
-                return parse_manifest(b"", source)
-            with mmap.mmap(spool.fileno(), 0, access=mmap.ACCESS_READ) as data:
-                return parse_manifest(data, source)
+            spool.seek(0)
+            return read_manifest(spool, f"{self.root.rstrip('/')}/{path}")
 
 
 def _checked(segment: str) -> str:

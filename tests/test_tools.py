@@ -1,0 +1,164 @@
+"""`zarrdav manifest build|checksum|verify` against moto's S3 server."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from zarrdav.cli import main
+from zarrdav.manifests.layout import manifest_path
+from zarrdav.manifests.model import ManifestFile
+from zarrdav.manifests.reader import read_manifest_file
+
+ZARR = "0f5c3a2e-7d1b-4e8f-9a6c-2b4d8e1f3a5c"
+ORIGINAL = {".zgroup": b'{"zarr_format":2}', "0/0": bytes(4)}
+# The manifest doc's third test vector: exactly the state above.
+ORIGINAL_CHECKSUM = "bd7a1c3efbd29ca8cc36222b308cba8b-2--21"
+
+
+def put(s3: Any, bucket: str, contents: dict[str, bytes]) -> None:
+    for path, body in contents.items():
+        s3.put_object(Bucket=bucket, Key=f"zarr/{ZARR}/{path}", Body=body)
+
+
+def build(endpoint: str, bucket: str, out: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
+    status = main(
+        ["manifest", "build", "--bucket", bucket, "--endpoint-url", endpoint, "--zarr-id", ZARR,
+         "--out", str(out)]
+    )
+    assert status == 0
+    return capsys.readouterr().out.split()
+
+
+def pinned_bytes(s3: Any, bucket: str, file: ManifestFile) -> bytes:
+    response = s3.get_object(Bucket=bucket, Key=f"zarr/{ZARR}/{file.path}", VersionId=file.version_id)
+    return bytes(response["Body"].read())
+
+
+def test_build_pins_each_state(
+    s3: Any, s3_endpoint: str, bucket: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "manifests"
+    put(s3, bucket, ORIGINAL)
+    put(s3, bucket, {"0/1": b"\x01\x02\x03\x04"})
+    s3.delete_object(Bucket=bucket, Key=f"zarr/{ZARR}/0/1")  # latest is a delete marker: gone
+    first = build(s3_endpoint, bucket, out, capsys)
+    assert first[:4] == [ZARR, ORIGINAL_CHECKSUM, "2", "entries"]
+    assert first[4] == "written:"
+    first_path = out / manifest_path(ZARR, ORIGINAL_CHECKSUM)
+    first_bytes = first_path.read_bytes()
+
+    # Building again from the same state writes nothing new.
+    again = build(s3_endpoint, bucket, out, capsys)
+    assert again[4] == "unchanged:"
+    assert first_path.read_bytes() == first_bytes
+    assert len(list(first_path.parent.iterdir())) == 1
+
+    # Rewrite one chunk, delete the group, add a chunk.
+    put(s3, bucket, {"0/0": b"\xff" * 4, "0/2": b"\x07" * 8})
+    s3.delete_object(Bucket=bucket, Key=f"zarr/{ZARR}/.zgroup")
+    second = build(s3_endpoint, bucket, out, capsys)
+    assert second[1] != ORIGINAL_CHECKSUM
+    assert sorted(p.name for p in first_path.parent.iterdir()) == sorted(
+        [f"{ORIGINAL_CHECKSUM}.json", f"{second[1]}.json"]
+    )
+
+    old = read_manifest_file(first_path)
+    new = read_manifest_file(first_path.parent / f"{second[1]}.json")
+    assert {f.path: pinned_bytes(s3, bucket, f) for f in old.files()} == ORIGINAL
+    assert {f.path: pinned_bytes(s3, bucket, f) for f in new.files()} == {
+        "0/0": b"\xff" * 4, "0/2": b"\x07" * 8
+    }
+    document = json.loads(first_bytes)
+    assert document["statistics"]["zarrChecksum"] == ORIGINAL_CHECKSUM
+    assert document["entries"]["0"]["0"][3] == hashlib.md5(bytes(4)).hexdigest()
+    # The public layout: indent 1, one entry per line.
+    assert b'\n  ".zgroup": ["' in first_bytes
+
+
+def test_build_all_to_s3(
+    s3: Any, s3_endpoint: str, bucket: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    put(s3, bucket, ORIGINAL)
+    s3.put_object(Bucket=bucket, Key="zarr/another-zarr/zarr.json", Body=b"{}")
+    status = main(
+        ["manifest", "build", "--bucket", bucket, "--endpoint-url", s3_endpoint, "--all",
+         "--out", f"s3://{bucket}/zarr-manifest/"]
+    )
+    assert status == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == [ZARR, "another-zarr"]  # S3 key order
+    key = f"zarr-manifest/{manifest_path(ZARR, ORIGINAL_CHECKSUM)}"
+    assert s3.head_object(Bucket=bucket, Key=key)["ContentLength"] > 0
+
+
+def test_checksum_tool(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.manifests import sample_manifest
+
+    checksum, body = sample_manifest()
+    good = tmp_path / f"{checksum}.json"
+    good.write_bytes(body)
+    assert main(["manifest", "checksum", str(good)]) == 0
+    assert capsys.readouterr().out.split() == [checksum, str(good)]
+
+    misnamed = tmp_path / "00000000000000000000000000000000-10--7257.json"
+    shutil.copy(good, misnamed)
+    assert main(["manifest", "checksum", str(good), str(misnamed)]) == 1
+    assert "file name says 00000000000000000000000000000000-10--7257" in capsys.readouterr().err
+
+    tampered = tmp_path / "tampered.json"
+    tampered.write_bytes(body.replace(b"1010,", b"1011,"))
+    assert main(["manifest", "checksum", str(tampered)]) == 1
+    assert f"statistics.zarrChecksum says {checksum}" in capsys.readouterr().err
+
+    broken = tmp_path / "broken.json"
+    broken.write_bytes(body[:100])
+    assert main(["manifest", "checksum", str(broken)]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
+
+
+def test_verify_finds_expired_versions(
+    s3: Any, s3_endpoint: str, bucket: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    put(s3, bucket, ORIGINAL)
+    build(s3_endpoint, bucket, tmp_path, capsys)
+    path = tmp_path / manifest_path(ZARR, ORIGINAL_CHECKSUM)
+    verify = ["manifest", "verify", str(path), "--bucket", bucket, "--endpoint-url", s3_endpoint]
+    assert main(verify) == 0
+    assert "2 entries checked, 0 versions gone" in capsys.readouterr().err
+
+    put(s3, bucket, {"0/0": b"new!"})  # the pinned version becomes noncurrent...
+    pinned = read_manifest_file(path).lookup("0/0")
+    assert isinstance(pinned, ManifestFile)
+    assert main(verify) == 0
+    capsys.readouterr()
+    # ...and a lifecycle rule expires it.
+    s3.delete_object(Bucket=bucket, Key=f"zarr/{ZARR}/0/0", VersionId=pinned.version_id)
+    assert main(verify) == 1
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == [f"0/0\t{pinned.version_id}\tversion gone (S3 404)"]
+    assert "1 versions gone" in captured.err
+
+
+def test_console_script(s3_endpoint: str, bucket: str, tmp_path: Path) -> None:
+    """The installed `zarrdav` command runs and reports errors without a traceback."""
+    beside_python = Path(sys.executable).with_name("zarrdav")
+    zarrdav = str(beside_python) if beside_python.exists() else shutil.which("zarrdav")
+    assert zarrdav, "the package is not installed"
+    result = subprocess.run(
+        [zarrdav, "manifest", "build", "--bucket", "no-such-bucket", "--endpoint-url", s3_endpoint,
+         "--zarr-id", ZARR, "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert "NoSuchBucket" in result.stderr
+    assert "Traceback" not in result.stderr
+    helped = subprocess.run([zarrdav, "manifest", "verify", "--help"], capture_output=True, text=True)
+    assert "--concurrency" in helped.stdout
