@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from dataclasses import fields
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from zarrdav import __version__
+from zarrdav.config import HELP, ConfigError, Settings, load_settings
 from zarrdav.errors import ZarrdavError
 from zarrdav.manifests.builder import ManifestStore, build_manifest, terminal_progress, zarr_ids
 from zarrdav.manifests.checksum import zarr_checksum
@@ -17,6 +20,7 @@ from zarrdav.manifests.layout import checksum_of_filename
 from zarrdav.manifests.reader import read_manifest_file
 from zarrdav.manifests.verify import verify_manifest
 from zarrdav.s3 import make_s3_client
+from zarrdav.server import serve
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -87,6 +91,27 @@ def _parser() -> argparse.ArgumentParser:
         "--concurrency", type=int, default=16, metavar="N", help="HEAD requests at once (default 16)"
     )
     verify.set_defaults(command=_verify)
+
+    serve = commands.add_parser(
+        "serve", help="serve Zarrs over WebDAV and HTML",
+        description="Serve /zarrs/<p1>/<p2>/<zarr_id>/<checksum>.zarr/... from a manifest tree: "
+        "listings over WebDAV and HTML, and every file as a redirect to its version-pinned "
+        "URL. Settings come from, in rising priority, the built-in defaults (the public DANDI "
+        "Archive), --config, ZARRDAV_* environment variables, and these options.",
+    )
+    serve.add_argument(
+        "--config", type=Path, metavar="FILE",
+        help="a TOML settings file (default: $ZARRDAV_CONFIG if set); see config/dandi.toml",
+    )
+    for field in fields(Settings):
+        flag = "--" + field.name.replace("_", "-")
+        help_text = f"{HELP[field.name]} (default {getattr(Settings(), field.name)!r})"
+        if field.type == "bool":
+            serve.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            kind = {"int": int, "float": float}.get(str(field.type), str)
+            serve.add_argument(flag, type=kind, default=None, metavar=field.name.upper(), help=help_text)
+    serve.set_defaults(command=_serve)
     return parser
 
 
@@ -164,3 +189,17 @@ def _verify(arguments: argparse.Namespace) -> int:
     checked = manifest.statistics.entries
     print(f"{checked} entries checked, {gone} versions gone, {failed} checks failed", file=sys.stderr)
     return 1 if gone else (2 if failed else 0)
+
+
+def _serve(arguments: argparse.Namespace) -> int:
+    config_file = arguments.config or (
+        Path(os.environ["ZARRDAV_CONFIG"]) if os.environ.get("ZARRDAV_CONFIG") else None
+    )
+    overrides = {field.name: getattr(arguments, field.name) for field in fields(Settings)}
+    try:
+        settings = load_settings(config_file, overrides=overrides)
+    except ConfigError as error:
+        print(f"zarrdav: configuration error: {error}", file=sys.stderr)
+        return 2
+    serve(settings)
+    return 0

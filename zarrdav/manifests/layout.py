@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 # The DANDI Zarr checksum: "<md5>-<file count>--<total bytes>".
 CHECKSUM_PATTERN = re.compile(r"[0-9a-f]{32}-[0-9]+--[0-9]+")
@@ -28,6 +29,11 @@ def checksum_of_filename(name: str) -> str | None:
         return None
     stem = name[: -len(MANIFEST_SUFFIX)]
     return stem if is_checksum(stem) else None
+
+
+def manifest_checksums(file_names: Iterable[str]) -> list[str]:
+    """The checksums of the manifests among a Zarr folder's files, sorted."""
+    return sorted(c for c in map(checksum_of_filename, file_names) if c is not None)
 
 
 def is_valid_segment(name: str) -> bool:

@@ -24,7 +24,13 @@ import orjson
 from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, ReadTimeoutError
 
 from zarrdav.errors import Forbidden, NotFound, UpstreamError, UpstreamTimeout
-from zarrdav.manifests.layout import checksum_of_filename, is_valid_segment, manifest_path, zarr_prefix
+from zarrdav.manifests.layout import (
+    checksum_of_filename,
+    is_valid_segment,
+    manifest_checksums,
+    manifest_path,
+    zarr_prefix,
+)
 from zarrdav.manifests.model import Manifest
 from zarrdav.manifests.reader import read_manifest
 from zarrdav.s3 import make_s3_client, split_s3_url
@@ -53,8 +59,7 @@ class ManifestTree(ABC):
 
     def checksums(self, zarr_id: str) -> list[str]:
         """The checksums a Zarr has manifests for, sorted; other files skipped."""
-        listing = self.list_directory(zarr_prefix(_checked(zarr_id)))
-        return sorted(c for c in map(checksum_of_filename, listing.files) if c is not None)
+        return manifest_checksums(self.list_directory(zarr_prefix(_checked(zarr_id))).files)
 
     def fetch_manifest(self, zarr_id: str, checksum: str) -> Manifest:
         """The parsed manifest of ``zarr_id`` as of ``checksum``."""

@@ -1,0 +1,140 @@
+"""The WSGI application: WsgiDAV hosting zarrdav's read-only provider.
+
+WsgiDAV supplies the frame (request resolution, anonymous access); every
+method is answered by ``zarrdav.dav.handlers`` through the provider's
+``custom_request_handler``, because zarrdav redirects files instead of
+streaming them, refuses infinite PROPFIND, and writes its own HTML and
+multistatus answers. Around it, one small layer adds CORS and logs one line
+per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import httpx
+from wsgidav.dav_provider import DAVProvider
+from wsgidav.wsgidav_app import WsgiDAVApp
+
+from zarrdav import __version__
+from zarrdav.config import Settings
+from zarrdav.dav.handlers import Handlers
+from zarrdav.dav.provider import Provider
+from zarrdav.manifests.cache import ManifestCache
+from zarrdav.manifests.trees import open_tree
+
+log = logging.getLogger("zarrdav")
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+class _ReadOnlyProvider(DAVProvider):  # type: ignore[misc]
+    """Hands every request to zarrdav's handlers."""
+
+    def __init__(self, handlers: Handlers) -> None:
+        super().__init__()
+        self._handlers = handlers
+
+    def is_readonly(self) -> bool:
+        return True
+
+    def get_resource_inst(self, path: str, environ: dict[str, Any]) -> None:
+        return None  # never consulted: custom_request_handler answers every method
+
+    def custom_request_handler(
+        self, environ: dict[str, Any], start_response: StartResponse, default_handler: Any
+    ) -> Iterable[bytes]:
+        return self._handlers(environ, start_response)
+
+
+def create_app(settings: Settings) -> WSGIApp:
+    """The whole WSGI application for ``settings``."""
+    client = httpx.Client(
+        timeout=settings.upstream_timeout,
+        follow_redirects=True,
+        headers={"User-Agent": f"zarrdav/{__version__}"},
+        limits=httpx.Limits(max_connections=settings.threads),
+    )
+    tree = open_tree(
+        settings.manifest_root,
+        http_client=client,
+        s3_endpoint_url=settings.s3_endpoint_url or None,
+        s3_anonymous=settings.s3_anonymous,
+    )
+    cache = ManifestCache(tree, settings.manifest_cache_mb * 2**20, settings.listing_ttl)
+    handlers = Handlers(Provider(cache, settings.zarr_base_url))
+    dav = WsgiDAVApp(
+        {
+            "provider_mapping": {"/": _ReadOnlyProvider(handlers)},
+            "http_authenticator": {"domain_controller": None, "accept_basic": False,
+                                   "accept_digest": False, "default_to_digest": False},
+            "simple_dc": {"user_mapping": {"*": True}},
+            "lock_storage": False,
+            "property_manager": None,
+            "dir_browser": {"enable": False},
+            "verbose": 0,
+            "logging": {"enable_loggers": []},
+        }
+    )
+
+    def dispatch(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        # WsgiDAV would answer write methods with its own HTML page: ours is plain.
+        if environ["REQUEST_METHOD"] in Handlers.METHODS:
+            return dav(environ, start_response)
+        return handlers(environ, start_response)
+
+    return _logged(_cors(dispatch))
+
+
+def _cors(app: WSGIApp) -> WSGIApp:
+    """Let browser-based Zarr viewers read through the server."""
+
+    def with_cors(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            headers = [(k, v) for k, v in headers if k.lower() != "access-control-allow-origin"]
+            headers.append(("Access-Control-Allow-Origin", "*"))
+            headers.append(("Access-Control-Expose-Headers", "ETag, Content-Length, Location, DAV"))
+            if environ["REQUEST_METHOD"] == "OPTIONS":
+                headers.append(("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS, PROPFIND"))
+                headers.append(("Access-Control-Allow-Headers", "Range, Depth, Content-Type, Authorization"))
+            return start_response(status, headers, exc_info)
+
+        return app(environ, start)
+
+    return with_cors
+
+
+def _logged(app: WSGIApp) -> WSGIApp:
+    """One log line per request, and a plain 500 instead of any traceback."""
+
+    def logged(environ: dict[str, Any], start_response: StartResponse) -> Iterator[bytes]:
+        started = time.perf_counter()
+        status = ["-"]
+
+        def start(code: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            status[0] = code.split()[0]
+            return start_response(code, headers, exc_info)
+
+        try:
+            yield from app(environ, start)
+        except Exception:
+            log.exception("internal error on %s %s", environ["REQUEST_METHOD"], environ.get("PATH_INFO"))
+            if status[0] == "-":
+                status[0] = "500"
+                body = b"internal error\n"
+                start_response("500 Internal Server Error", [
+                    ("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
+                    ("Access-Control-Allow-Origin", "*")])
+                yield body
+        finally:
+            elapsed = (time.perf_counter() - started) * 1000
+            cause = environ.get("zarrdav.error")
+            log.info(
+                "%s %s %s %.1fms%s", environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""),
+                status[0], elapsed, f" ({cause})" if cause else "",
+            )
+
+    return logged

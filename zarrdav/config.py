@@ -1,0 +1,116 @@
+"""Settings: built-in defaults < TOML config file < ``ZARRDAV_*`` variables < command line.
+
+The built-in defaults serve the public DANDI Archive; ``config/dandi.toml``
+spells the same values out for operators to copy and edit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "ZARRDAV_"
+
+
+class ConfigError(ValueError):
+    """A setting is unknown or has a value of the wrong type."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    manifest_root: str = (
+        "https://datasets.datalad.org/dandi/zarr-manifests/zarr-manifests-v2-sorted/"
+    )
+    zarr_base_url: str = "https://dandiarchive.s3.amazonaws.com/zarr"
+    api_url: str = "https://api.dandiarchive.org/api"
+    manifest_cache_mb: int = 1024
+    listing_ttl: float = 300.0
+    upstream_timeout: float = 30.0
+    s3_endpoint_url: str = ""
+    s3_anonymous: bool = False
+    threads: int = 32
+    log_level: str = "INFO"
+
+
+HELP = {
+    "host": "address to listen on",
+    "port": "port to listen on",
+    "manifest_root": "manifest tree: an https:// URL, s3://bucket/prefix/, or a directory",
+    "zarr_base_url": "entries redirect to <this>/<zarr_id>/<entry path>?versionId=<id>",
+    "api_url": "the DANDI Archive API base URL",
+    "manifest_cache_mb": "memory for parsed manifests, in MiB",
+    "listing_ttl": "seconds a manifest-tree folder listing is reused",
+    "upstream_timeout": "seconds to wait for the manifest tree",
+    "s3_endpoint_url": "S3 endpoint for an s3:// manifest root (default AWS)",
+    "s3_anonymous": "read an s3:// manifest root without signing requests",
+    "threads": "worker threads answering requests",
+    "log_level": "DEBUG, INFO, WARNING or ERROR",
+}
+
+
+def load_settings(
+    config_file: Path | None = None,
+    environ: Mapping[str, str] = os.environ,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Merge every source, later ones winning; ``overrides`` holds command-line values."""
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            with config_file.open("rb") as handle:
+                document = tomllib.load(handle)
+        except (OSError, tomllib.TOMLDecodeError) as error:
+            raise ConfigError(f"{config_file}: {error}") from None
+        values.update(_checked(document, f"{config_file}"))
+    from_env = {
+        key[len(ENV_PREFIX) :].lower(): value
+        for key, value in environ.items()
+        if key.startswith(ENV_PREFIX) and key != f"{ENV_PREFIX}CONFIG"
+    }
+    values.update(_checked(from_env, "environment"))
+    values.update({key: value for key, value in (overrides or {}).items() if value is not None})
+    return Settings(**values)
+
+
+def _checked(raw: Mapping[str, Any], origin: str) -> dict[str, Any]:
+    types = {field.name: field.type for field in fields(Settings)}
+    unknown = sorted(set(raw) - set(types))
+    if unknown:
+        raise ConfigError(f"{origin}: unknown setting(s) {', '.join(unknown)}")
+    return {name: _convert(name, value, types[name], origin) for name, value in raw.items()}
+
+
+def _convert(name: str, value: Any, kind: Any, origin: str) -> Any:
+    kind = {"str": str, "int": int, "float": float, "bool": bool}[str(kind)]
+    if isinstance(value, str) and kind is bool:
+        lowered = value.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off", ""):
+            return False
+    elif isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    elif isinstance(value, str | int) and kind in (int, float) and not isinstance(value, bool):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    raise ConfigError(f"{origin}: {name} must be a {kind.__name__}, not {value!r}")
+
+
+def as_toml(settings: Settings) -> str:
+    """The settings as a TOML document (used to write and check ``config/dandi.toml``)."""
+    lines = []
+    for name, value in dataclasses.asdict(settings).items():
+        rendered = str(value).lower() if isinstance(value, bool) else repr(value)
+        if isinstance(value, str):
+            rendered = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        lines.append(f"# {HELP[name]}\n{name} = {rendered}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,1 @@
+"""The WebDAV and HTML face of zarrdav: routes become resources become responses."""

@@ -1,0 +1,187 @@
+"""The methods of a read-only WebDAV server: GET, HEAD, PROPFIND, OPTIONS.
+
+Each handler turns a decoded path into a resource through the provider and
+answers; every error zarrdav raises on purpose becomes a short plain-text
+answer with its status (see ``zarrdav.errors``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from email.utils import format_datetime
+from datetime import UTC
+from typing import Any
+from urllib.parse import quote
+
+from zarrdav.dav.html import render_listing
+from zarrdav.dav.propfind import BadPropfind, parse_propfind, render_multistatus, MAX_BODY
+from zarrdav.dav.provider import Provider
+from zarrdav.dav.resources import Collection, File, Resource
+from zarrdav.errors import Forbidden, NotFound, UpstreamError, UpstreamTimeout, ZarrdavError
+
+log = logging.getLogger("zarrdav")
+
+StartResponse = Callable[..., Any]
+ALLOW = "OPTIONS, GET, HEAD, PROPFIND"
+FINITE_DEPTH = (
+    b'<?xml version="1.0" encoding="utf-8"?>\n'
+    b'<D:error xmlns:D="DAV:"><D:propfind-finite-depth/></D:error>\n'
+)
+_STATUS = {
+    200: "200 OK",
+    207: "207 Multi-Status",
+    301: "301 Moved Permanently",
+    307: "307 Temporary Redirect",
+    400: "400 Bad Request",
+    403: "403 Forbidden",
+    404: "404 Not Found",
+    405: "405 Method Not Allowed",
+    413: "413 Content Too Large",
+    500: "500 Internal Server Error",
+    502: "502 Bad Gateway",
+    504: "504 Gateway Timeout",
+}
+
+
+class Handlers:
+    """A WSGI application answering every method for the provider's resources."""
+
+    METHODS = frozenset(("GET", "HEAD", "PROPFIND", "OPTIONS"))
+
+    def __init__(self, provider: Provider) -> None:
+        self._provider = provider
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        method = environ["REQUEST_METHOD"]
+        handler = {
+            "GET": self._get,
+            "HEAD": self._get,
+            "PROPFIND": self._propfind,
+            "OPTIONS": self._options,
+        }.get(method)
+        if handler is None:
+            return _plain(start_response, 405, f"{method} is not allowed: zarrdav is read-only",
+                          [("Allow", ALLOW)])
+        try:
+            path = _decoded_path(environ)
+            return handler(environ, start_response, path)
+        except ZarrdavError as error:
+            return _error(environ, start_response, error)
+
+    def _options(self, environ: dict[str, Any], start_response: StartResponse, path: str) -> Iterable[bytes]:
+        if path != "*":
+            self._provider.resource(path)
+        start_response(_STATUS[200], [("DAV", "1"), ("Allow", ALLOW), ("MS-Author-Via", "DAV"),
+                                      ("Content-Length", "0")])
+        return [b""]
+
+    def _get(self, environ: dict[str, Any], start_response: StartResponse, path: str) -> Iterable[bytes]:
+        resource = self._provider.resource(path)
+        script_name = environ.get("SCRIPT_NAME", "").rstrip("/")
+        head = environ["REQUEST_METHOD"] == "HEAD"
+        if isinstance(resource, Collection):
+            if not path.endswith("/"):
+                location = quote(f"{script_name}{path}/")
+                if environ.get("QUERY_STRING"):
+                    location += f"?{environ['QUERY_STRING']}"
+                return _redirect(start_response, 301, location)
+            page = render_listing(resource, self._provider.members(resource), script_name)
+            headers = [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(page)))]
+            start_response(_STATUS[200], headers + _validators(resource))
+            return [b"" if head else page]
+        if path.endswith("/"):
+            raise NotFound(f"{path} is a file, not a folder")
+        if resource.body is not None:
+            headers = [("Content-Type", resource.content_type), ("Content-Length", str(len(resource.body)))]
+            start_response(_STATUS[200], headers + _validators(resource))
+            return [b"" if head else resource.body]
+        assert resource.location is not None
+        return _redirect(start_response, 307, resource.location, _validators(resource))
+
+    def _propfind(self, environ: dict[str, Any], start_response: StartResponse, path: str) -> Iterable[bytes]:
+        depth = environ.get("HTTP_DEPTH", "infinity").strip().lower()
+        if depth not in ("0", "1", "infinity"):
+            return _plain(start_response, 400, f"Depth must be 0, 1 or infinity, not {depth!r}")
+        length = _content_length(environ)
+        if length > MAX_BODY:
+            return _plain(start_response, 413, f"PROPFIND bodies are limited to {MAX_BODY} bytes")
+        body = environ["wsgi.input"].read(length) if length else b""
+        resource = self._provider.resource(path)
+        if isinstance(resource, File) and path.endswith("/"):
+            raise NotFound(f"{path} is a file, not a folder")
+        if depth == "infinity" and resource.is_collection:
+            start_response(_STATUS[403], [("Content-Type", "application/xml; charset=utf-8"),
+                                          ("Content-Length", str(len(FINITE_DEPTH)))])
+            return [FINITE_DEPTH]
+        try:
+            request = parse_propfind(body)
+        except BadPropfind as error:
+            return _plain(start_response, 400, str(error))
+        resources: list[Resource] = [resource]
+        if depth == "1" and isinstance(resource, Collection):
+            resources += self._provider.members(resource)
+        script_name = environ.get("SCRIPT_NAME", "").rstrip("/")
+        answer = render_multistatus(request, resources, script_name)
+        start_response(_STATUS[207], [("Content-Type", "application/xml; charset=utf-8"),
+                                      ("Content-Length", str(len(answer)))])
+        return [answer]
+
+
+def _decoded_path(environ: dict[str, Any]) -> str:
+    raw = environ.get("PATH_INFO", "") or "/"
+    try:
+        return raw.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        raise NotFound("the path is not valid UTF-8") from None
+
+
+def _content_length(environ: dict[str, Any]) -> int:
+    try:
+        return max(0, int(environ.get("CONTENT_LENGTH") or 0))
+    except ValueError:
+        return 0
+
+
+def _validators(resource: Resource) -> list[tuple[str, str]]:
+    headers = []
+    if resource.etag is not None:
+        headers.append(("ETag", f'"{resource.etag}"'))
+    if resource.modified is not None:
+        headers.append(("Last-Modified", format_datetime(resource.modified.astimezone(UTC), usegmt=True)))
+    return headers
+
+
+def _redirect(
+    start_response: StartResponse, status: int, location: str, extra: Sequence[tuple[str, str]] = ()
+) -> Iterable[bytes]:
+    # WsgiDAV closes the connection after a 3xx without Content-Length.
+    start_response(_STATUS[status], [("Location", location), ("Content-Length", "0"), *extra])
+    return [b""]
+
+
+def _plain(
+    start_response: StartResponse, status: int, message: str, extra: Sequence[tuple[str, str]] = ()
+) -> Iterable[bytes]:
+    body = f"{message}\n".encode()
+    start_response(
+        _STATUS[status],
+        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))), *extra],
+    )
+    return [body]
+
+
+def _error(environ: dict[str, Any], start_response: StartResponse, error: ZarrdavError) -> Iterable[bytes]:
+    if isinstance(error, NotFound):
+        status = 404
+    elif isinstance(error, Forbidden):
+        status = 403
+    elif isinstance(error, UpstreamTimeout):
+        status = 504
+    elif isinstance(error, UpstreamError):
+        status = 502
+    else:
+        status = 500
+    if status >= 500:
+        environ["zarrdav.error"] = str(error)
+    return _plain(start_response, status, str(error))

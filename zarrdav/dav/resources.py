@@ -1,0 +1,77 @@
+"""What the server shows at a path: cheap, immutable resource records.
+
+A resource only answers property getters; making one costs no I/O. The
+provider builds them from manifests (and, later, the archive), and the
+PROPFIND, GET and HTML code reads them.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    """A folder: listed by PROPFIND Depth 1 and as an HTML page."""
+
+    path: str  # decoded absolute path, ending in "/"
+    kind: str  # shown in the HTML "Type" column, e.g. "Zarr version"
+    size: int | None = None
+    created: datetime | None = None
+    modified: datetime | None = None
+    etag: str | None = None  # without quotes
+    details: str | None = None  # a short extra shown in HTML, e.g. "509 entries"
+    links: tuple[tuple[str, str], ...] = field(default=())  # (label, URL) shown on its page
+
+    @property
+    def name(self) -> str:
+        return self.path.rstrip("/").rpartition("/")[2]
+
+    @property
+    def is_collection(self) -> bool:
+        return True
+
+    @property
+    def content_type(self) -> str | None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class File:
+    """A file: GET redirects to ``location`` (or serves ``body`` when set)."""
+
+    path: str  # decoded absolute path
+    kind: str
+    size: int | None = None
+    created: datetime | None = None
+    modified: datetime | None = None
+    etag: str | None = None  # without quotes
+    location: str | None = None
+    body: bytes | None = None
+    media_type: str | None = None
+    details: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.rpartition("/")[2]
+
+    @property
+    def is_collection(self) -> bool:
+        return False
+
+    @property
+    def content_type(self) -> str:
+        return self.media_type or guess_content_type(self.name)
+
+
+Resource = Collection | File
+
+
+def guess_content_type(name: str) -> str:
+    """By extension, with the Zarr metadata files as JSON."""
+    if name in (".zarray", ".zgroup", ".zattrs", ".zmetadata", "zarr.json"):
+        return "application/json"
+    guessed, _ = mimetypes.guess_type(name, strict=False)
+    return guessed or "application/octet-stream"
