@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -103,3 +104,31 @@ def json_listing_server(root: Path) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def zarrdav_server(*args: str) -> Iterator[str]:
+    """`zarrdav serve` in its own process, as users run it; yields its base URL.
+
+    Its output goes to a temporary file so a failed start can say why.
+    """
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "zarrdav", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    with tempfile.TemporaryFile() as output:
+        process = subprocess.Popen([*command, *args], stdout=output, stderr=subprocess.STDOUT)
+        try:
+            try:
+                wait_until_up(url, process)
+            except RuntimeError as error:
+                output.seek(0)
+                said = output.read().decode(errors="replace")
+                raise RuntimeError(f"{error}; zarrdav serve said:\n{said}") from None
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
