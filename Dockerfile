@@ -1,0 +1,14 @@
+# zarrdav serving the public DANDI Archive (the built-in defaults; see config/dandi.toml).
+FROM python:3.11-slim
+
+WORKDIR /app
+COPY pyproject.toml README.md LICENSE ./
+COPY zarrdav ./zarrdav
+COPY config ./config
+RUN pip install --no-cache-dir . \
+    && useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin zarrdav
+
+USER zarrdav
+EXPOSE 8080
+ENV ZARRDAV_CONFIG=/app/config/dandi.toml
+CMD ["zarrdav", "serve", "--host", "0.0.0.0", "--port", "8080"]
