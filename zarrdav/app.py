@@ -14,9 +14,12 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from wsgidav.dav_provider import DAVProvider
+from wsgidav.http_authenticator import HTTPAuthenticator
+from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
 
 from zarrdav import __version__
@@ -75,6 +78,11 @@ def create_app(settings: Settings) -> WSGIApp:
             "lock_storage": False,
             "property_manager": None,
             "dir_browser": {"enable": False},
+            # No ErrorPrinter: an unexpected exception reaches _logged (plain 500,
+            # traceback in the log) instead of an HTML page quoting its repr.
+            "middleware_stack": [HTTPAuthenticator, RequestResolver],
+            # Handlers decode PATH_INFO from its WSGI latin-1 form themselves.
+            "hotfixes": {"re_encode_path_info": False},
             "verbose": 0,
             "logging": {"enable_loggers": []},
         }
@@ -82,11 +90,24 @@ def create_app(settings: Settings) -> WSGIApp:
 
     def dispatch(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         # WsgiDAV would answer write methods with its own HTML page: ours is plain.
-        if environ["REQUEST_METHOD"] in Handlers.METHODS:
+        # It would also resolve dot segments, and answer a path climbing above
+        # the root with a 400 whose promised body never comes; routes call
+        # such paths absent.
+        if environ["REQUEST_METHOD"] in Handlers.METHODS and not _has_dot_segment(environ):
             return dav(environ, start_response)
         return handlers(environ, start_response)
 
     return _logged(_cors(dispatch))
+
+
+def _wire_path(environ: dict[str, Any]) -> str:
+    """PATH_INFO encoded as on the wire: a decoded newline cannot split the log line."""
+    raw = environ.get("PATH_INFO", "").encode("latin-1", "replace")
+    return quote(raw, safe="/:@!$&'()*+,;=~")
+
+
+def _has_dot_segment(environ: dict[str, Any]) -> bool:
+    return any(segment in (".", "..") for segment in environ.get("PATH_INFO", "").split("/"))
 
 
 def _cors(app: WSGIApp) -> WSGIApp:
@@ -128,12 +149,12 @@ def _logged(app: WSGIApp) -> WSGIApp:
                 start_response("500 Internal Server Error", [
                     ("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
                     ("Access-Control-Allow-Origin", "*")])
-                yield body
+                yield b"" if environ["REQUEST_METHOD"] == "HEAD" else body
         finally:
             elapsed = (time.perf_counter() - started) * 1000
             cause = environ.get("zarrdav.error")
             log.info(
-                "%s %s %s %.1fms%s", environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""),
+                "%s %s %s %.1fms%s", environ["REQUEST_METHOD"], _wire_path(environ),
                 status[0], elapsed, f" ({cause})" if cause else "",
             )
 

@@ -1,12 +1,13 @@
 """Request paths parsed once into typed routes.
 
 Every path the server answers is one of these small records; anything else
-is absent. Segments are checked here (no empty, ``.`` or ``..`` segments),
-so nothing later has to think about escaping the hierarchy.
+is absent. Segments are checked here (no empty, ``.`` or ``..`` segments, no
+NUL), so nothing later has to think about escaping the hierarchy.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from zarrdav.manifests.layout import is_checksum
@@ -47,7 +48,60 @@ class ManifestRoute:
     entry: str
 
 
-Route = RootRoute | ZarrsRoute | ZarrPrefixRoute | ZarrVersionsRoute | ManifestRoute
+@dataclass(frozen=True, slots=True)
+class DandisetsRoute:
+    """``/dandisets/``"""
+
+
+@dataclass(frozen=True, slots=True)
+class DandisetRoute:
+    """``/dandisets/<id>/``: ``draft/``, and ``latest/`` + ``releases/`` once published."""
+
+    dandiset_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReleasesRoute:
+    """``/dandisets/<id>/releases/``"""
+
+    dandiset_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRoute:
+    """``/dandisets/<id>/{draft,latest,releases/<v>}/<path>``; ``path`` is ``""`` at the root.
+
+    ``version`` is ``draft``, ``latest`` or a published version id;
+    ``version_path`` is how the URL spells it (``releases/<v>`` for releases).
+    """
+
+    dandiset_id: str
+    version: str
+    path: str
+
+    @property
+    def version_path(self) -> str:
+        return self.version if self.version in ("draft", "latest") else f"releases/{self.version}"
+
+    @property
+    def root(self) -> str:
+        return f"/dandisets/{self.dandiset_id}/{self.version_path}/"
+
+
+Route = (
+    RootRoute
+    | ZarrsRoute
+    | ZarrPrefixRoute
+    | ZarrVersionsRoute
+    | ManifestRoute
+    | DandisetsRoute
+    | DandisetRoute
+    | ReleasesRoute
+    | VersionRoute
+)
+
+_DANDISET_ID = re.compile(r"[0-9]{6,}")
+_RELEASE = re.compile(r"[0-9]+\.[0-9]{6}\.[0-9]{4}")
 
 
 def parse_route(path: str) -> Route | None:
@@ -56,13 +110,34 @@ def parse_route(path: str) -> Route | None:
         return None
     inner = path[1:].removesuffix("/")
     segments = inner.split("/") if inner else []
-    if any(segment in ("", ".", "..") for segment in segments):
+    if any(segment in ("", ".", "..") or "\0" in segment for segment in segments):
         return None
     if not segments:
         return RootRoute()
     if segments[0] == "zarrs":
         return _zarrs_route(segments[1:])
+    if segments[0] == "dandisets":
+        return _dandisets_route(segments[1:])
     return None
+
+
+def _dandisets_route(segments: list[str]) -> Route | None:
+    if not segments:
+        return DandisetsRoute()
+    dandiset_id, *rest = segments
+    if not _DANDISET_ID.fullmatch(dandiset_id):
+        return None
+    if not rest:
+        return DandisetRoute(dandiset_id)
+    if rest[0] in ("draft", "latest"):
+        return VersionRoute(dandiset_id, rest[0], "/".join(rest[1:]))
+    if rest[0] != "releases":
+        return None
+    if len(rest) == 1:
+        return ReleasesRoute(dandiset_id)
+    if not _RELEASE.fullmatch(rest[1]):
+        return None
+    return VersionRoute(dandiset_id, rest[1], "/".join(rest[2:]))
 
 
 def _zarrs_route(segments: list[str]) -> Route | None:

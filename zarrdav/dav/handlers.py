@@ -65,9 +65,12 @@ class Handlers:
                           [("Allow", ALLOW)])
         try:
             path = _decoded_path(environ)
-            return handler(environ, start_response, path)
+            answer = handler(environ, start_response, path)
         except ZarrdavError as error:
-            return _error(environ, start_response, error)
+            answer = _error(environ, start_response, error)
+        # HEAD gets GET's headers, errors included, and never a body: one would
+        # be read as the next answer on a kept-alive connection.
+        return [b""] if method == "HEAD" else answer
 
     def _options(self, environ: dict[str, Any], start_response: StartResponse, path: str) -> Iterable[bytes]:
         if path != "*":
@@ -79,7 +82,6 @@ class Handlers:
     def _get(self, environ: dict[str, Any], start_response: StartResponse, path: str) -> Iterable[bytes]:
         resource = self._provider.resource(path)
         script_name = environ.get("SCRIPT_NAME", "").rstrip("/")
-        head = environ["REQUEST_METHOD"] == "HEAD"
         if isinstance(resource, Collection):
             if not path.endswith("/"):
                 location = quote(f"{script_name}{path}/")
@@ -89,13 +91,13 @@ class Handlers:
             page = render_listing(resource, self._provider.members(resource), script_name)
             headers = [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(page)))]
             start_response(_STATUS[200], headers + _validators(resource))
-            return [b"" if head else page]
+            return [page]
         if path.endswith("/"):
             raise NotFound(f"{path} is a file, not a folder")
         if resource.body is not None:
             headers = [("Content-Type", resource.content_type), ("Content-Length", str(len(resource.body)))]
             start_response(_STATUS[200], headers + _validators(resource))
-            return [b"" if head else resource.body]
+            return [resource.body]
         assert resource.location is not None
         return _redirect(start_response, 307, resource.location, _validators(resource))
 
