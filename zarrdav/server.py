@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import threading
 from types import FrameType
 
 from cheroot import wsgi
@@ -16,24 +17,30 @@ from zarrdav.config import Settings
 def serve(settings: Settings) -> None:
     """Serve until SIGINT or SIGTERM."""
     logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    server = wsgi.Server((settings.host, settings.port), create_app(settings),
-                         numthreads=settings.threads, server_name="zarrdav")
+    server = wsgi.Server(
+        (settings.host, settings.port), create_app(settings),
+        numthreads=settings.threads, server_name="zarrdav",
+    )
     # cheroot closes keep-alive connections beyond this many (default 10).
     server.keep_alive_conn_limit = max(64, settings.threads * 4)
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        # Only interrupt the serving loop here: server.stop() waits for that loop.
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
     server.prepare()
     host, port = server.bind_addr[:2]
     print(f"zarrdav serving {settings.manifest_root} on http://{host}:{port}/", file=sys.stderr, flush=True)
-    try:
-        server.serve()
-    except KeyboardInterrupt:
+
+    # The serving loop runs in a thread and is stopped from the main thread:
+    # stopping cheroot from inside its own loop (a signal handler) deadlocks.
+    stopping = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    loop = threading.Thread(target=server.serve, name="cheroot", daemon=True)
+    loop.start()
+    while not stopping.wait(1.0) and loop.is_alive():
         pass
-    finally:
-        server.stop()
+    server.stop()
+    loop.join(10)
