@@ -1,0 +1,1 @@
+"""Offline stand-ins for zarrdav's upstreams, for its tests and its demo."""
