@@ -23,7 +23,11 @@ from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
 
 from zarrdav import __version__
+from zarrdav.archive import ArchiveClient
 from zarrdav.config import Settings
+from zarrdav.dav.dandisets import DandisetViews
+from zarrdav.dav.zarrs import ZarrViews
+from zarrdav.live import LiveZarrs
 from zarrdav.dav.handlers import Handlers
 from zarrdav.dav.provider import Provider
 from zarrdav.manifests.cache import ManifestCache
@@ -68,7 +72,19 @@ def create_app(settings: Settings) -> WSGIApp:
         s3_anonymous=settings.s3_anonymous,
     )
     cache = ManifestCache(tree, settings.manifest_cache_mb * 2**20, settings.listing_ttl)
-    handlers = Handlers(Provider(cache, settings.zarr_base_url))
+    zarrs = ZarrViews(cache, settings.zarr_base_url)
+    archive = ArchiveClient(
+        settings.api_url,
+        token=settings.api_token or None,
+        page_size=settings.archive_page_size,
+        timeout=settings.upstream_timeout,
+        max_connections=settings.threads,
+    )
+    dandisets = DandisetViews(
+        archive, zarrs, LiveZarrs(), ttl=settings.archive_ttl,
+        blob_redirect=settings.blob_redirect, missing_manifest=settings.missing_manifest,
+    )
+    handlers = Handlers(Provider(zarrs, dandisets))
     dav = WsgiDAVApp(
         {
             "provider_mapping": {"/": _ReadOnlyProvider(handlers)},

@@ -30,6 +30,11 @@ class Settings:
     )
     zarr_base_url: str = "https://dandiarchive.s3.amazonaws.com/zarr"
     api_url: str = "https://api.dandiarchive.org/api"
+    api_token: str = ""
+    archive_page_size: int = 1000
+    archive_ttl: float = 60.0
+    blob_redirect: str = "archive"
+    missing_manifest: str = "live-draft"
     manifest_cache_mb: int = 1024
     listing_ttl: float = 300.0
     upstream_timeout: float = 30.0
@@ -45,6 +50,12 @@ HELP = {
     "manifest_root": "manifest tree: an https:// URL, s3://bucket/prefix/, or a directory",
     "zarr_base_url": "entries redirect to <this>/<zarr_id>/<entry path>?versionId=<id>",
     "api_url": "the DANDI Archive API base URL",
+    "api_token": "archive API token for embargoed Dandisets; sent to the archive host only",
+    "archive_page_size": "page size of archive API listings",
+    "archive_ttl": "seconds archive answers about drafts, latest and Dandiset lists are reused",
+    "blob_redirect": "where a blob asset redirects: archive (its /download/ URL) or s3 (one hop)",
+    "missing_manifest": "a Zarr asset without a manifest: live-draft (live listing under draft, "
+    "503 elsewhere) or error (503 everywhere)",
     "manifest_cache_mb": "memory for parsed manifests, in MiB",
     "listing_ttl": "seconds a manifest-tree folder listing is reused",
     "upstream_timeout": "seconds to wait for the manifest tree",
@@ -75,8 +86,15 @@ def load_settings(
         if key.startswith(ENV_PREFIX) and key != f"{ENV_PREFIX}CONFIG"
     }
     values.update(_checked(from_env, "environment"))
-    values.update({key: value for key, value in (overrides or {}).items() if value is not None})
+    values.update(_checked({k: v for k, v in (overrides or {}).items() if v is not None}, "command line"))
     return Settings(**values)
+
+
+CHOICES = {
+    "blob_redirect": ("archive", "s3"),
+    "missing_manifest": ("live-draft", "error"),
+    "log_level": ("DEBUG", "INFO", "WARNING", "ERROR"),
+}
 
 
 def _checked(raw: Mapping[str, Any], origin: str) -> dict[str, Any]:
@@ -84,7 +102,13 @@ def _checked(raw: Mapping[str, Any], origin: str) -> dict[str, Any]:
     unknown = sorted(set(raw) - set(types))
     if unknown:
         raise ConfigError(f"{origin}: unknown setting(s) {', '.join(unknown)}")
-    return {name: _convert(name, value, types[name], origin) for name, value in raw.items()}
+    values = {name: _convert(name, value, types[name], origin) for name, value in raw.items()}
+    if "log_level" in values:
+        values["log_level"] = values["log_level"].upper()
+    for name, allowed in CHOICES.items():
+        if name in values and values[name] not in allowed:
+            raise ConfigError(f"{origin}: {name} must be one of {', '.join(allowed)}, not {values[name]!r}")
+    return values
 
 
 def _convert(name: str, value: Any, kind: Any, origin: str) -> Any:

@@ -1,7 +1,7 @@
 """The exceptions zarrdav raises, as one small hierarchy.
 
 The web layer maps them to HTTP statuses: ``NotFound`` is 404, ``Forbidden``
-403, ``UpstreamTimeout`` 504, any other ``UpstreamError`` 502; a
+403, ``Unavailable`` 503, ``UpstreamTimeout`` 504, any other ``UpstreamError`` 502; a
 ``ManifestError`` met while serving is an upstream fault too (a broken file
 in the manifest tree), so it is an ``UpstreamError``.
 """
@@ -19,6 +19,10 @@ class NotFound(ZarrdavError):
 
 class Forbidden(ZarrdavError):
     """The upstream refused access (embargoed or not allowed)."""
+
+
+class Unavailable(ZarrdavError):
+    """It exists but cannot be served faithfully yet (a pinned manifest is missing)."""
 
 
 class UpstreamError(ZarrdavError):

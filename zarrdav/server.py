@@ -19,6 +19,8 @@ def serve(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # zarrdav logs each request once; the HTTP client's own lines would double them.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     server = wsgi.Server(
         (settings.host, settings.port), create_app(settings),
         numthreads=settings.threads, server_name="zarrdav",

@@ -18,12 +18,22 @@ from zarrdav.dav.html import render_listing
 from zarrdav.dav.propfind import BadPropfind, parse_propfind, render_multistatus, MAX_BODY
 from zarrdav.dav.provider import Provider
 from zarrdav.dav.resources import Collection, File, Resource
-from zarrdav.errors import Forbidden, NotFound, UpstreamError, UpstreamTimeout, ZarrdavError
+from zarrdav.dav.dandisets import UNPINNED_NOTE
+from zarrdav.errors import (
+    Forbidden,
+    NotFound,
+    Unavailable,
+    UpstreamError,
+    UpstreamTimeout,
+    ZarrdavError,
+)
 
 log = logging.getLogger("zarrdav")
 
 StartResponse = Callable[..., Any]
 ALLOW = "OPTIONS, GET, HEAD, PROPFIND"
+# Marks answers about a live, unpinned view of a Zarr (no manifest yet).
+UNPINNED_HEADER = ("X-Zarrdav-Unpinned", "live S3 listing; no manifest for this checksum")
 FINITE_DEPTH = (
     b'<?xml version="1.0" encoding="utf-8"?>\n'
     b'<D:error xmlns:D="DAV:"><D:propfind-finite-depth/></D:error>\n'
@@ -40,6 +50,7 @@ _STATUS = {
     413: "413 Content Too Large",
     500: "500 Internal Server Error",
     502: "502 Bad Gateway",
+    503: "503 Service Unavailable",
     504: "504 Gateway Timeout",
 }
 
@@ -88,7 +99,8 @@ class Handlers:
                 if environ.get("QUERY_STRING"):
                     location += f"?{environ['QUERY_STRING']}"
                 return _redirect(start_response, 301, location)
-            page = render_listing(resource, self._provider.members(resource), script_name)
+            notes = () if resource.pinned else (UNPINNED_NOTE,)
+            page = render_listing(resource, self._provider.members(resource), script_name, notes)
             headers = [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(page)))]
             start_response(_STATUS[200], headers + _validators(resource))
             return [page]
@@ -146,7 +158,7 @@ def _content_length(environ: dict[str, Any]) -> int:
 
 
 def _validators(resource: Resource) -> list[tuple[str, str]]:
-    headers = []
+    headers = [] if resource.pinned else [UNPINNED_HEADER]
     if resource.etag is not None:
         headers.append(("ETag", f'"{resource.etag}"'))
     if resource.modified is not None:
@@ -178,6 +190,8 @@ def _error(environ: dict[str, Any], start_response: StartResponse, error: Zarrda
         status = 404
     elif isinstance(error, Forbidden):
         status = 403
+    elif isinstance(error, Unavailable):
+        status = 503
     elif isinstance(error, UpstreamTimeout):
         status = 504
     elif isinstance(error, UpstreamError):

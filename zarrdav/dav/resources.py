@@ -24,6 +24,7 @@ class Collection:
     etag: str | None = None  # without quotes
     details: str | None = None  # a short extra shown in HTML, e.g. "509 entries"
     links: tuple[tuple[str, str], ...] = field(default=())  # (label, URL) shown on its page
+    pinned: bool = True  # False: a live view of S3, not version-pinned
 
     @property
     def name(self) -> str:
@@ -52,6 +53,7 @@ class File:
     body: bytes | None = None
     media_type: str | None = None
     details: str | None = None
+    pinned: bool = True  # False: redirects to the current object, not a version
 
     @property
     def name(self) -> str:

@@ -1,0 +1,300 @@
+"""Resources of ``/dandisets/``: Dandisets, versions, folders and assets.
+
+Listings come from the archive's atpath endpoint. A path is resolved from
+the version root down, one cached listing per folder, so every chunk request
+under a Zarr asset reuses the listings of its ancestors, and Zarr assets are
+recognised by what the archive says (``zarr`` set), never by their name.
+
+A Zarr asset is shown as of the checksum in its metadata, through the same
+``ZarrViews`` as ``/zarrs/``. Without a manifest for that checksum (not
+built yet, or no checksum while the Zarr is ingesting) the missing-manifest
+policy decides: ``live-draft`` serves a live, unpinned listing under
+``draft`` only and refuses published versions with 503; ``error`` refuses
+everywhere.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import yaml
+from cachetools import LRUCache, TTLCache
+
+from zarrdav.archive import ArchiveClient, Asset, Dandiset, Folder, VersionSummary
+from zarrdav.dav.resources import Collection, File, Resource
+from zarrdav.dav.zarrs import ZarrViews
+from zarrdav.errors import NotFound, Unavailable
+from zarrdav.live import LiveDirectory, LiveEntry, LiveZarrs
+from zarrdav.routes import DandisetRoute, DandisetsRoute, ReleasesRoute, Route, VersionRoute, zarr_version_path
+
+T = TypeVar("T")
+UNPINNED_NOTE = (
+    "Live listing: there is no manifest for this Zarr's checksum yet, so these are the "
+    "Zarr's current files on S3, not pinned to versions."
+)
+MISSING_MANIFEST_POLICIES = ("live-draft", "error")
+
+
+class DandisetViews:
+    def __init__(
+        self,
+        archive: ArchiveClient,
+        zarrs: ZarrViews,
+        live: LiveZarrs,
+        *,
+        ttl: float,
+        blob_redirect: str = "archive",
+        missing_manifest: str = "live-draft",
+    ) -> None:
+        self._archive = archive
+        self._zarrs = zarrs
+        self._live = live
+        self._blob_redirect = blob_redirect
+        self._missing_manifest = missing_manifest
+        self._fixed: LRUCache[tuple[Any, ...], Any] = LRUCache(maxsize=50_000)
+        self._fresh: TTLCache[tuple[Any, ...], Any] = TTLCache(maxsize=50_000, ttl=ttl)
+        self._lock = threading.Lock()
+
+    # -- the two questions a provider asks ------------------------------------
+
+    def resource(self, route: Route, path: str) -> Resource:
+        slashed = path if path.endswith("/") else f"{path}/"
+        match route:
+            case DandisetsRoute():
+                return Collection("/dandisets/", "Directory")
+            case DandisetRoute(dandiset_id=dandiset_id):
+                return self._dandiset_collection(self._dandiset(dandiset_id))
+            case ReleasesRoute(dandiset_id=dandiset_id):
+                if not self._published(dandiset_id):
+                    raise NotFound(f"Dandiset {dandiset_id} has no published versions")
+                return Collection(slashed, "Directory")
+            case VersionRoute(path=""):
+                return self._version_root(route)
+            case VersionRoute(path="dandiset.yaml"):
+                return self._dandiset_yaml(route)
+            case VersionRoute():
+                return self._inside_version(route)
+        raise NotFound(f"nothing at {path}")
+
+    def members(self, route: Route, collection: Collection) -> list[Resource]:
+        match route:
+            case DandisetsRoute():
+                dandisets = self._cached(("dandisets",), False, lambda: list(self._archive.dandisets()))
+                return [self._dandiset_collection(dandiset) for dandiset in dandisets]
+            case DandisetRoute(dandiset_id=dandiset_id):
+                dandiset = self._dandiset(dandiset_id)
+                base = f"/dandisets/{dandiset_id}/"
+                members: list[Resource] = []
+                if dandiset.draft is not None:
+                    members.append(self._version_collection(dandiset_id, f"{base}draft/", "Draft version", dandiset.draft))
+                if dandiset.most_recent_published is not None:
+                    latest = dandiset.most_recent_published
+                    members.append(self._version_collection(dandiset_id, f"{base}latest/", "Latest release", latest))
+                    members.append(Collection(f"{base}releases/", "Directory"))
+                return members
+            case ReleasesRoute(dandiset_id=dandiset_id):
+                return [
+                    self._version_collection(dandiset_id, f"{collection.path}{v.version}/", "Published version", v)
+                    for v in self._published(dandiset_id)
+                ]
+            case VersionRoute(path=""):
+                version, fixed = self._resolve(route)
+                yaml_file = self._dandiset_yaml(route)
+                children = self._children(route.dandiset_id, version, fixed, "")
+                return [yaml_file, *(self._item(route, item, version) for item in children)]
+            case VersionRoute():
+                return self._members_inside(route)
+        raise NotFound(f"nothing at {collection.path}")
+
+    # -- Dandisets and versions -----------------------------------------------
+
+    def _dandiset(self, dandiset_id: str) -> Dandiset:
+        return self._cached(("dandiset", dandiset_id), False, lambda: self._archive.dandiset(dandiset_id))
+
+    def _published(self, dandiset_id: str) -> list[VersionSummary]:
+        return self._cached(
+            ("published", dandiset_id), False, lambda: self._archive.published_versions(dandiset_id)
+        )
+
+    def _dandiset_collection(self, dandiset: Dandiset) -> Collection:
+        return Collection(
+            f"/dandisets/{dandiset.identifier}/",
+            "Dandiset",
+            created=dandiset.created,
+            modified=dandiset.modified,
+            details="embargoed" if dandiset.embargo_status != "OPEN" else None,
+            links=(("Metadata", f"{self._archive.api_url}/dandisets/{dandiset.identifier}/"),),
+        )
+
+    def _version_collection(
+        self, dandiset_id: str, path: str, kind: str, version: VersionSummary
+    ) -> Collection:
+        return Collection(
+            path,
+            kind,
+            size=version.size,
+            created=version.created,
+            modified=version.modified,
+            details=version.version if version.asset_count is None
+            else f"{version.version}, {version.asset_count} assets",
+            links=(("Metadata", f"{self._archive.api_url}/dandisets/{dandiset_id}/versions/{version.version}/"),),
+        )
+
+    def _resolve(self, route: VersionRoute) -> tuple[str, bool]:
+        """The version id a route names, and whether its content is fixed (published)."""
+        if route.version == "draft":
+            return "draft", False
+        if route.version == "latest":
+            latest = self._dandiset(route.dandiset_id).most_recent_published
+            if latest is None:
+                raise NotFound(f"Dandiset {route.dandiset_id} has no published version")
+            return latest.version, True
+        return route.version, True
+
+    def _version_root(self, route: VersionRoute) -> Collection:
+        version, fixed = self._resolve(route)
+        info = self._cached(
+            ("info", route.dandiset_id, version), fixed,
+            lambda: self._archive.version_info(route.dandiset_id, version),
+        )
+        kind = {"draft": "Draft version", "latest": "Latest release"}.get(route.version, "Published version")
+        return self._version_collection(route.dandiset_id, route.root, kind, info)
+
+    def _dandiset_yaml(self, route: VersionRoute) -> File:
+        version, fixed = self._resolve(route)
+        body = self._cached(
+            ("yaml", route.dandiset_id, version), fixed,
+            lambda: yaml.safe_dump(
+                self._archive.version_metadata(route.dandiset_id, version),
+                sort_keys=False, allow_unicode=True, default_flow_style=False,
+            ).encode(),
+        )
+        return File(f"{route.root}dandiset.yaml", "Metadata", size=len(body), body=body,
+                    media_type="text/yaml; charset=utf-8")
+
+    # -- folders and assets ---------------------------------------------------
+
+    def _children(self, dandiset_id: str, version: str, fixed: bool, path: str) -> list[Folder | Asset]:
+        items = self._cached(
+            ("atpath", dandiset_id, version, path), fixed,
+            lambda: self._archive.at_path(dandiset_id, version, path),
+        )
+        return items if not path else items[1:]  # a folder comes first, then its children
+
+    def _locate(self, route: VersionRoute) -> tuple[Folder | Asset, str, str]:
+        """The folder or asset a path reaches, the rest of the path inside a Zarr asset, the version."""
+        version, fixed = self._resolve(route)
+        segments = route.path.rstrip("/").split("/")
+        children = self._children(route.dandiset_id, version, fixed, "")
+        prefix = ""
+        for position, segment in enumerate(segments):
+            prefix = f"{prefix}/{segment}" if prefix else segment
+            item = next((child for child in children if child.path == prefix), None)
+            if item is None:
+                break
+            rest = "/".join(segments[position + 1 :])
+            if isinstance(item, Asset):
+                if rest and not item.zarr:
+                    break  # a path under a file
+                return item, rest, version
+            if not rest:
+                return item, "", version
+            children = self._children(route.dandiset_id, version, fixed, prefix)
+        raise NotFound(f"nothing at {route.path!r} in Dandiset {route.dandiset_id} {route.version}")
+
+    def _inside_version(self, route: VersionRoute) -> Resource:
+        item, rest, version = self._locate(route)
+        if isinstance(item, Folder) or not item.zarr:
+            return self._item(route, item, version)
+        checksum = self._pinned_checksum(route, item)
+        if not rest:
+            asset = self._item(route, item, version)
+            return asset if checksum is not None else replace(asset, pinned=False)
+        root = f"{route.root}{item.path}/"
+        if checksum is None:
+            return self._live_resource(root, self._live.lookup(self._zarr_url(item), rest))
+        return self._zarrs.entry(item.zarr, checksum, root, rest)
+
+    def _members_inside(self, route: VersionRoute) -> list[Resource]:
+        item, rest, version = self._locate(route)
+        if isinstance(item, Folder):
+            _, fixed = self._resolve(route)
+            children = self._children(route.dandiset_id, version, fixed, item.path)
+            return [self._item(route, child, version) for child in children]
+        if not item.zarr:
+            raise NotFound(f"{item.path} is a file")
+        root = f"{route.root}{item.path}/"
+        checksum = self._pinned_checksum(route, item)
+        if checksum is None:
+            entries = self._live.children(self._zarr_url(item), rest)
+            return [self._live_resource(root, entry) for entry in entries]
+        return self._zarrs.members(item.zarr, checksum, root, rest)
+
+    def _item(self, route: VersionRoute, item: Folder | Asset, version: str) -> Resource:
+        path = f"{route.root}{item.path}"
+        if isinstance(item, Folder):
+            return Collection(f"{path}/", "Directory", size=item.total_size,
+                              details=None if item.total_assets is None else f"{item.total_assets} assets")
+        metadata_url = f"{self._archive.api_url}/dandisets/{route.dandiset_id}/versions/{version}/assets/{item.asset_id}/"
+        if item.zarr:
+            checksum = item.zarr_checksum
+            links: tuple[tuple[str, str], ...] = (("Metadata", metadata_url),)
+            if checksum is not None:
+                links = (("Permanent link", zarr_version_path(item.zarr, checksum)), *links)
+            return Collection(f"{path}/", "Zarr", size=item.size, created=item.created,
+                              modified=item.modified, etag=checksum, links=links)
+        location = f"{self._archive.api_url}/assets/{item.asset_id}/download/"
+        if self._blob_redirect == "s3" and item.s3_url:
+            location = item.s3_url
+        media_type = item.metadata.get("encodingFormat")
+        return File(path, "File", size=item.size, created=item.created, modified=item.modified,
+                    etag=item.blob_etag, location=location,
+                    media_type=media_type if isinstance(media_type, str) else None)
+
+    # -- Zarr assets: pinned or, by policy, live ---------------------------------
+
+    def _pinned_checksum(self, route: VersionRoute, asset: Asset) -> str | None:
+        """The checksum to serve the Zarr asset as of; None where a live view is allowed."""
+        zarr_id, checksum = asset.zarr or "", asset.zarr_checksum
+        if checksum is not None:
+            try:
+                self._zarrs.manifests.manifest(zarr_id, checksum)
+                return checksum
+            except NotFound:
+                pass
+        live_allowed = self._missing_manifest == "live-draft" and route.version == "draft"
+        if live_allowed:
+            return None
+        why = (
+            f"Zarr {zarr_id} has no checksum yet (it is still being ingested)"
+            if checksum is None
+            else f"the manifest of Zarr {zarr_id} at checksum {checksum} is missing from the manifest tree"
+        )
+        if route.version == "draft":
+            raise Unavailable(f"{why}; not serving it unpinned (missing_manifest = error)")
+        raise Unavailable(f"{why}; a published version is never served unpinned")
+
+    def _zarr_url(self, asset: Asset) -> str:
+        if asset.s3_url is None:
+            raise Unavailable(f"Zarr asset {asset.path} has no S3 URL in its metadata")
+        return asset.s3_url
+
+    def _live_resource(self, root: str, entry: LiveEntry) -> Resource:
+        if isinstance(entry, LiveDirectory):
+            path = f"{root}{entry.path}/" if entry.path else root
+            return Collection(path, "Directory (live)", pinned=False)
+        return File(f"{root}{entry.path}", "File (live)", size=entry.size, modified=entry.modified,
+                    etag=entry.etag, location=entry.url, pinned=False)
+
+    def _cached(self, key: tuple[Any, ...], fixed: bool, load: Callable[[], T]) -> T:
+        cache = self._fixed if fixed else self._fresh
+        with self._lock:
+            if key in cache:
+                return cache[key]  # type: ignore[no-any-return]
+        value = load()
+        with self._lock:
+            cache[key] = value
+        return value

@@ -1,0 +1,73 @@
+"""Resources of a Zarr as of a manifest, wherever in the hierarchy it is shown.
+
+The same Zarr version appears at ``/zarrs/.../<checksum>.zarr/`` and as a
+pinned Zarr asset under ``/dandisets/``: only the path it is shown under
+(``root``) differs, never the listing, the properties or the redirects.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from urllib.parse import quote
+
+from zarrdav.dav.resources import Collection, File, Resource
+from zarrdav.errors import NotFound
+from zarrdav.manifests.cache import ManifestCache
+from zarrdav.manifests.model import ManifestDirectory, ManifestEntry, ManifestFile
+from zarrdav.routes import zarr_version_path
+
+
+class ZarrViews:
+    def __init__(self, manifests: ManifestCache, zarr_base_url: str) -> None:
+        self.manifests = manifests
+        self._zarr_base_url = zarr_base_url.rstrip("/")
+
+    def version(
+        self, zarr_id: str, checksum: str, root: str | None = None, *, kind: str = "Zarr version",
+        created: datetime | None = None, links: tuple[tuple[str, str], ...] = (),
+    ) -> Collection:
+        """The Zarr's root as of ``checksum``, shown at ``root`` (default: its /zarrs/ path)."""
+        stats = self.manifests.manifest(zarr_id, checksum).statistics
+        return Collection(
+            root or zarr_version_path(zarr_id, checksum),
+            kind,
+            size=stats.total_size,
+            created=created,
+            modified=stats.last_modified,
+            etag=checksum,
+            details=f"{stats.entries:,} entries",
+            links=links,
+        )
+
+    def entry(self, zarr_id: str, checksum: str, root: str, path: str) -> Resource:
+        """The entry at ``path`` inside the Zarr shown at ``root``."""
+        found = self.manifests.manifest(zarr_id, checksum).lookup(path)
+        if found is None:
+            raise NotFound(f"no entry {path!r} in Zarr {zarr_id} as of {checksum}")
+        return self._resource(zarr_id, root, found)
+
+    def members(self, zarr_id: str, checksum: str, root: str, path: str) -> list[Resource]:
+        manifest = self.manifests.manifest(zarr_id, checksum)
+        directory = manifest.lookup(path)
+        if not isinstance(directory, ManifestDirectory):
+            raise NotFound(f"no directory {path!r} in Zarr {zarr_id} as of {checksum}")
+        return [self._resource(zarr_id, root, child) for child in manifest.children(directory)]
+
+    def _resource(self, zarr_id: str, root: str, entry: ManifestEntry) -> Resource:
+        if isinstance(entry, ManifestDirectory):
+            return Collection(f"{root}{entry.path}/" if entry.path else root, "Directory")
+        return self._file(zarr_id, root, entry)
+
+    def _file(self, zarr_id: str, root: str, file: ManifestFile) -> File:
+        location = (
+            f"{self._zarr_base_url}/{zarr_id}/{quote(file.path)}"
+            f"?versionId={quote(file.version_id, safe='')}"
+        )
+        return File(
+            f"{root}{file.path}",
+            "File",
+            size=file.size,
+            modified=file.last_modified,
+            etag=file.etag,
+            location=location,
+        )
