@@ -41,6 +41,7 @@ class Settings:
     s3_endpoint_url: str = ""
     s3_anonymous: bool = False
     threads: int = 32
+    workers: int = 1
     log_level: str = "INFO"
 
 
@@ -61,7 +62,8 @@ HELP = {
     "upstream_timeout": "seconds to wait for the manifest tree",
     "s3_endpoint_url": "S3 endpoint for an s3:// manifest root (default AWS)",
     "s3_anonymous": "read an s3:// manifest root without signing requests",
-    "threads": "worker threads answering requests",
+    "threads": "worker threads answering requests, per process",
+    "workers": "server processes sharing the port (SO_REUSEPORT); more use more cores",
     "log_level": "DEBUG, INFO, WARNING or ERROR",
 }
 

@@ -1,11 +1,15 @@
-"""Running the application on cheroot."""
+"""Running the application on cheroot, in one or several processes."""
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import signal
+import socket
 import sys
 import threading
+from collections.abc import Callable
+from dataclasses import replace
 from types import FrameType
 
 from cheroot import wsgi
@@ -15,24 +19,54 @@ from zarrdav.config import Settings
 
 
 def serve(settings: Settings) -> None:
-    """Serve until SIGINT or SIGTERM."""
+    """Serve until SIGINT or SIGTERM, with ``settings.workers`` processes."""
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     # zarrdav logs each request once; the HTTP client's own lines would double them.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    if settings.workers <= 1:
+        _serve_process(settings, reuse_port=False)
+        return
+    if settings.port == 0:
+        settings = _with_free_port(settings)
+    # Each worker binds the same port with SO_REUSEPORT; the kernel spreads
+    # connections across them, and each has its own GIL and caches.
+    context = multiprocessing.get_context("fork")
+    workers = [
+        context.Process(target=_serve_process, args=(settings, True), name=f"zarrdav-worker-{n}")
+        for n in range(settings.workers)
+    ]
+    for worker in workers:
+        worker.start()
+    _wait_for_stop(lambda: all(worker.is_alive() for worker in workers))
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        worker.join(15)
+
+
+def _serve_process(settings: Settings, reuse_port: bool) -> None:
     server = wsgi.Server(
         (settings.host, settings.port), create_app(settings),
-        numthreads=settings.threads, server_name="zarrdav",
+        numthreads=settings.threads, server_name="zarrdav", reuse_port=reuse_port,
     )
     # cheroot closes keep-alive connections beyond this many (default 10).
     server.keep_alive_conn_limit = max(64, settings.threads * 4)
     server.prepare()
     host, port = server.bind_addr[:2]
     print(f"zarrdav serving {settings.manifest_root} on http://{host}:{port}/", file=sys.stderr, flush=True)
-
     # The serving loop runs in a thread and is stopped from the main thread:
     # stopping cheroot from inside its own loop (a signal handler) deadlocks.
+    loop = threading.Thread(target=server.serve, name="cheroot", daemon=True)
+    loop.start()
+    _wait_for_stop(loop.is_alive)
+    server.stop()
+    loop.join(10)
+
+
+def _wait_for_stop(running: Callable[[], bool]) -> None:
+    """Block until SIGINT or SIGTERM, or until ``running()`` turns false."""
     stopping = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -40,9 +74,11 @@ def serve(settings: Settings) -> None:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    loop = threading.Thread(target=server.serve, name="cheroot", daemon=True)
-    loop.start()
-    while not stopping.wait(1.0) and loop.is_alive():
+    while not stopping.wait(0.5) and running():
         pass
-    server.stop()
-    loop.join(10)
+
+
+def _with_free_port(settings: Settings) -> Settings:
+    with socket.socket() as probe:
+        probe.bind((settings.host, 0))
+        return replace(settings, port=probe.getsockname()[1])
