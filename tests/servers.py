@@ -10,7 +10,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -107,21 +107,24 @@ def json_listing_server(root: Path) -> Iterator[str]:
 
 
 @contextmanager
-def zarrdav_server(*args: str, log: Path | None = None) -> Iterator[str]:
+def zarrdav_server(
+    *args: str, log: Path | None = None, env: Mapping[str, str] | None = None
+) -> Iterator[str]:
     """`zarrdav serve` in its own process, as users run it; yields its base URL.
 
     Its output goes to ``log`` (default a temporary file) so a failed start can
     say why and tests can read the request log. It is configured by ``args``
-    alone: the caller's ZARRDAV_* variables (ZARRDAV_UPDATE_GOLDEN, say) would
-    be unknown settings to it.
+    and ``env`` alone: the caller's ZARRDAV_* variables (ZARRDAV_UPDATE_GOLDEN,
+    say) would be unknown settings to it.
     """
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "zarrdav", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    env = {key: value for key, value in os.environ.items() if not key.startswith("ZARRDAV_")}
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("ZARRDAV_")}
+    environment.update(env or {})
     with (log.open("w+b") if log is not None else tempfile.TemporaryFile()) as output:
         process = subprocess.Popen(
-            [*command, *args], stdout=output, stderr=subprocess.STDOUT, env=env
+            [*command, *args], stdout=output, stderr=subprocess.STDOUT, env=environment
         )
         try:
             try:

@@ -3,12 +3,14 @@
 Each Zarr is written locally, uploaded, pinned by a manifest, then rewritten in
 place (some chunks overwritten, one chunk deleted) and pinned again, so the
 bucket holds two states and the tests can check that a client reading through
-the server sees exactly the state a checksum names.
+the server sees exactly the state a checksum names. An unpinned Zarr is only
+uploaded, for the views that must do without a manifest.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import uuid
 from collections.abc import Callable
@@ -20,6 +22,7 @@ import numpy as np
 import zarr
 
 from zarrdav.cli import main
+from zarrdav.manifests.checksum import zarr_checksum
 from zarrdav.manifests.layout import zarr_prefix
 
 Values = dict[str, np.ndarray]  # array path in the group -> its contents
@@ -100,6 +103,35 @@ def write_v3_zarr(
         return "temperature/c/0/0"
 
     return _publish(s3, endpoint, bucket, workdir, manifests, 3, create, rewrite)
+
+
+@dataclass(frozen=True)
+class UnpinnedZarr:
+    """A Zarr uploaded without any manifest, as one is before the manifest job runs."""
+
+    zarr_id: str
+    values: Values
+    files: dict[str, bytes]  # what S3 holds now, by path inside the Zarr
+
+    @property
+    def checksum(self) -> str:
+        """Its DANDI checksum: what the archive would report, and no manifest carries."""
+        return zarr_checksum(
+            (path, len(body), hashlib.md5(body).hexdigest()) for path, body in self.files.items()
+        )
+
+
+def write_unpinned_zarr(s3: Any, bucket: str, workdir: Path) -> UnpinnedZarr:
+    """A small Zarr v3 group on S3 with no manifest: only a live listing can show it."""
+    zarr_id = str(uuid.uuid4())
+    local = workdir / zarr_id
+    group = zarr.open_group(local, mode="w", zarr_format=3, attributes={"title": "not pinned yet"})
+    depth = np.arange(10, dtype="i2") * 7
+    group.create_array("depth", shape=depth.shape, chunks=(4,), dtype=depth.dtype, fill_value=0)
+    group["depth"][...] = depth
+    files = _files(local)
+    _sync(s3, bucket, zarr_id, {}, files)
+    return UnpinnedZarr(zarr_id, {"depth": depth}, files)
 
 
 def _publish(

@@ -1,7 +1,8 @@
 """A client for the subset of the DANDI Archive API that zarrdav needs.
 
-It follows pagination (``next`` is absolute), retries network errors, 429
-and 5xx answers a bounded number of times with backoff, and sends the API
+It follows pagination (``next`` is absolute), retries connection errors, 429
+and 5xx answers a bounded number of times with backoff (not timeouts: a
+client is already waiting), and sends the API
 token only to the archive's own host: never to S3 or to any other host a
 ``next`` link or redirect might name.
 """
@@ -161,8 +162,8 @@ class ArchiveClient:
             try:
                 response = self._client.get(url, params=params, headers=headers)
             except httpx.TimeoutException:
-                if last:
-                    raise UpstreamTimeout(f"the archive did not answer in time ({url})") from None
+                # Not retried: the client waiting on us would wait the timeout again and again.
+                raise UpstreamTimeout(f"the archive did not answer in time ({url})") from None
             except httpx.HTTPError as error:
                 if last:
                     raise UpstreamError(f"the archive is unreachable ({error.__class__.__name__})") from None

@@ -59,7 +59,7 @@ HELP = {
     "503 elsewhere) or error (503 everywhere)",
     "manifest_cache_mb": "memory for parsed manifests, in MiB",
     "listing_ttl": "seconds a manifest-tree folder listing is reused",
-    "upstream_timeout": "seconds to wait for the manifest tree",
+    "upstream_timeout": "seconds to wait for the manifest tree and the archive API",
     "s3_endpoint_url": "S3 endpoint for an s3:// manifest root (default AWS)",
     "s3_anonymous": "read an s3:// manifest root without signing requests",
     "threads": "worker threads answering requests, per process",

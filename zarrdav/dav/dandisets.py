@@ -16,7 +16,6 @@ everywhere.
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -211,8 +210,7 @@ class DandisetViews:
             return self._item(route, item, version)
         checksum = self._pinned_checksum(route, item)
         if not rest:
-            asset = self._item(route, item, version)
-            return asset if checksum is not None else replace(asset, pinned=False)
+            return self._item(route, item, version, pinned=checksum is not None)
         root = f"{route.root}{item.path}/"
         if checksum is None:
             return self._live_resource(root, self._live.lookup(self._zarr_url(item), rest))
@@ -233,7 +231,10 @@ class DandisetViews:
             return [self._live_resource(root, entry) for entry in entries]
         return self._zarrs.members(item.zarr, checksum, root, rest)
 
-    def _item(self, route: VersionRoute, item: Folder | Asset, version: str) -> Resource:
+    def _item(
+        self, route: VersionRoute, item: Folder | Asset, version: str, *, pinned: bool = True
+    ) -> Resource:
+        """``pinned=False``: a Zarr asset shown live, which has no permanent /zarrs/ link."""
         path = f"{route.root}{item.path}"
         if isinstance(item, Folder):
             return Collection(f"{path}/", "Directory", size=item.total_size,
@@ -242,10 +243,11 @@ class DandisetViews:
         if item.zarr:
             checksum = item.zarr_checksum
             links: tuple[tuple[str, str], ...] = (("Metadata", metadata_url),)
-            if checksum is not None:
+            if checksum is not None and pinned:
                 links = (("Permanent link", zarr_version_path(item.zarr, checksum)), *links)
             return Collection(f"{path}/", "Zarr", size=item.size, created=item.created,
-                              modified=item.modified, etag=checksum, links=links)
+                              modified=item.modified, etag=checksum if pinned else None, links=links,
+                              pinned=pinned)
         location = f"{self._archive.api_url}/assets/{item.asset_id}/download/"
         if self._blob_redirect == "s3" and item.s3_url:
             location = item.s3_url
