@@ -10,7 +10,6 @@ of 2, so the listings of Dandisets, versions and folders take several pages.
 from __future__ import annotations
 
 import html
-import json
 import socket
 import threading
 import time
@@ -47,6 +46,7 @@ from tests.archive_data import (
     Archive,
     build_archive,
 )
+from zarrdav.demo.s3 import create_public_bucket
 from tests.servers import zarrdav_server
 from tests.test_serve import (
     Answer,
@@ -128,18 +128,7 @@ def recording_front(target: str) -> Iterator[Recorder]:
 def dandi_bucket(s3: Any) -> str:
     """A versioned bucket anyone may read and list, as DANDI's is: clients follow redirects."""
     name = "dandisets-e2e"
-    s3.create_bucket(Bucket=name)
-    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
-    public = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Principal": "*", "Action": ["s3:GetObject", "s3:GetObjectVersion"],
-             "Resource": f"arn:aws:s3:::{name}/*"},
-            {"Effect": "Allow", "Principal": "*", "Action": ["s3:ListBucket"],
-             "Resource": f"arn:aws:s3:::{name}"},
-        ],
-    }
-    s3.put_bucket_policy(Bucket=name, Policy=json.dumps(public))
+    create_public_bucket(s3, name)
     return name
 
 

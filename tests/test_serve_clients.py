@@ -20,6 +20,7 @@ import pytest
 import zarr
 
 from tests.servers import zarrdav_server
+from zarrdav.demo.s3 import create_public_bucket
 from tests.zarr_data import Values, VersionedZarr, write_v2_zarr, write_v3_zarr
 from zarrdav.manifests.layout import manifest_path
 from zarrdav.manifests.model import Manifest
@@ -53,18 +54,7 @@ def archive_bucket(s3: Any) -> str:
     bucket policy must let anyone read object versions.
     """
     name = "serve-clients"
-    s3.create_bucket(Bucket=name)
-    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
-    public_read = {
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": "*",
-            "Action": ["s3:GetObject", "s3:GetObjectVersion"],
-            "Resource": f"arn:aws:s3:::{name}/*",
-        }],
-    }
-    s3.put_bucket_policy(Bucket=name, Policy=json.dumps(public_read))
+    create_public_bucket(s3, name)
     return name
 
 

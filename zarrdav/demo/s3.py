@@ -45,16 +45,16 @@ def s3_client(endpoint: str) -> Any:
 
 
 def create_public_bucket(client: Any, name: str) -> None:
-    """A versioned bucket anyone may read, as DANDI's: clients follow redirects to it unsigned."""
+    """A versioned bucket anyone may read and list, as DANDI's: clients follow redirects unsigned."""
     client.create_bucket(Bucket=name)
     client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
     public_read = {
         "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": "*",
-            "Action": ["s3:GetObject", "s3:GetObjectVersion"],
-            "Resource": f"arn:aws:s3:::{name}/*",
-        }],
+        "Statement": [
+            {"Effect": "Allow", "Principal": "*", "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+             "Resource": f"arn:aws:s3:::{name}/*"},
+            {"Effect": "Allow", "Principal": "*", "Action": ["s3:ListBucket"],
+             "Resource": f"arn:aws:s3:::{name}"},
+        ],
     }
     client.put_bucket_policy(Bucket=name, Policy=json.dumps(public_read))
