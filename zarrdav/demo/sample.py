@@ -94,7 +94,7 @@ def upload_blob(s3: Any, bucket: str, blob_id: str, body: bytes, content_type: s
 
 
 def _write_ome(local: Path, changed: bool) -> None:
-    multiscales = [{
+    multiscales: list[dict[str, Any]] = [{
         "version": "0.4",
         "name": "sample-01",
         "axes": [{"name": axis, "type": "space", "unit": "micrometer"} for axis in "zyx"],

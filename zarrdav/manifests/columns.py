@@ -142,7 +142,7 @@ class ColumnBuilder:
 
     def build(self, order: array | None = None) -> BytesColumn:
         """Freeze the column, optionally reordered by ``order`` (old indices)."""
-        blob = self._buffer
+        blob: bytes | bytearray = self._buffer
         if self._digests:
             if order is not None:
                 blob = b"".join([blob[i * 16 : i * 16 + 16] for i in order])

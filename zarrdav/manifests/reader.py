@@ -241,7 +241,8 @@ def _parse_full(data: bytes, source: str) -> Manifest:
             builder.add_files(
                 [(directory, len(files))],
                 [name.encode() for name, _ in files],
-                *([value[i].encode() for _, value in files] for i in (0, 1)),
+                [value[0].encode() for _, value in files],
+                [value[1].encode() for _, value in files],
                 [value[2] for _, value in files],
                 [value[3].encode() for _, value in files],
             )

@@ -99,7 +99,8 @@ class LocalTree(ManifestTree):
         return self._root.joinpath(*map(_checked, parts))
 
     def list_directory(self, path: str) -> Listing:
-        directories, files = [], []
+        directories: list[str] = []
+        files: list[str] = []
         try:
             with os.scandir(self._resolve(path)) as entries:
                 for entry in entries:
