@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.servers import moto_server
+from tests.servers import Demo, moto_server, zarrdav_demo
 from zarrdav.s3 import make_s3_client
 
 # moto accepts any credentials; boto3 insists on having some.
@@ -34,3 +34,10 @@ def bucket(s3: Any) -> str:
     s3.create_bucket(Bucket=name)
     s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
     return name
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[Demo]:
+    """`zarrdav demo` in its own process, once per test module (test_demo.py stops its own)."""
+    with zarrdav_demo() as running:
+        yield running

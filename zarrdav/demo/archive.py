@@ -470,6 +470,7 @@ class _ArchiveApp:
             (re.compile(rf"{in_dandiset}/versions/"), self._list_versions),
             (re.compile(rf"{in_version}/"), self._get_version_metadata),
             (re.compile(rf"{in_version}/info/"), self._get_version_info),
+            (re.compile(rf"{in_version}/assets/(?P<asset_id>[^/]+)/"), self._get_asset_metadata),
             (re.compile(r"/webdav/assets/atpath/"), self._atpath),
             (re.compile(r"/zarr/(?P<zarr_id>[^/]+)/"), self._get_zarr),
             (re.compile(r"/assets/(?P<asset_id>[^/]+)/download/"), self._download),
@@ -633,6 +634,16 @@ class _ArchiveApp:
             "metadata": version.metadata,
             "contact_person": dandiset.contact_person,
         })
+
+    def _get_asset_metadata(
+        self, request: _Request, dandiset_id: str, version_id: str, asset_id: str
+    ) -> _Response:
+        """The asset's metadata document, as zarrdav's pages link it."""
+        version = self._version(request, dandiset_id, version_id)[1]
+        asset = next((asset for asset in version.assets if asset.asset_id == asset_id), None)
+        if asset is None:
+            raise _not_found()
+        return _Response(200, self._asset_metadata(asset))
 
     def _atpath(self, request: _Request) -> _Response:
         query = _atpath_query(request.query)
