@@ -13,7 +13,8 @@ from pathlib import Path
 FIELDS = '["versionId","lastModified","size","ETag"]'
 
 
-def _entry(index: int) -> str:
+def entry_fields(index: int) -> tuple[str, str, int, str]:
+    """The synthetic entry number ``index``: version id, lastModified, size, ETag."""
     digest = hashlib.md5(index.to_bytes(8, "little")).hexdigest()
     version_id = (digest + digest)[3:35].replace("a", ".").replace("b", "_")
     # About a hundred entries were written each second, as in real uploads.
@@ -21,7 +22,12 @@ def _entry(index: int) -> str:
     minutes, seconds = divmod(second % 3600, 60)
     hours = (second // 3600) % 24
     stamp = f"2022-06-{27 + second // 86400 % 3:02d}T{hours:02d}:{minutes:02d}:{seconds:02d}+00:00"
-    return f'["{version_id}","{stamp}",{1000 + index % 9000},"{digest}"]'
+    return version_id, stamp, 1000 + index % 9000, digest
+
+
+def _entry(index: int) -> str:
+    version_id, stamp, size, digest = entry_fields(index)
+    return f'["{version_id}","{stamp}",{size},"{digest}"]'
 
 
 def manifest_lines(entries: int) -> Iterator[str]:
@@ -63,9 +69,28 @@ def manifest_lines(entries: int) -> Iterator[str]:
     yield "}"
 
 
-def write_manifest(path: Path, entries: int) -> Path:
+def flat_manifest_lines(files: int) -> Iterator[str]:
+    """Lines of a manifest whose array ``0/`` holds ``files`` chunks named ``0`` to ``files - 1``."""
+    yield "{"
+    yield ' "schemaVersion": 2,'
+    yield f' "fields": {FIELDS},'
+    yield f' "statistics": {{"entries": {files + 3}, "zarrChecksum": null}},'
+    yield ' "entries": {'
+    yield f'  ".zattrs": {_entry(10**9)},'
+    yield f'  ".zgroup": {_entry(10**9 + 1)},'
+    yield '  "0": {'
+    yield f'   ".zarray": {_entry(10**9 + 2)},'
+    yield ",\n".join(f'   "{x}": {_entry(x)}' for x in sorted(range(files), key=str))
+    yield "  }"
+    yield " }"
+    yield "}"
+
+
+def write_manifest(path: Path, entries: int, flat: bool = False) -> Path:
+    """Write a chunk-grid manifest of about ``entries`` files, or a flat one (``flat_manifest_lines``)."""
+    lines = flat_manifest_lines(entries) if flat else manifest_lines(entries)
     with path.open("w") as handle:
-        for line in manifest_lines(entries):
+        for line in lines:
             handle.write(line + "\n")
     return path
 

@@ -1,0 +1,42 @@
+"""The baseline: a bare cheroot WSGI app answering every request with one fixed response.
+
+    python bench/bare_server.py THREADS STATUS HEADERS_JSON
+
+Listens on a free port of 127.0.0.1, configured as ``zarrdav serve`` configures
+cheroot (same thread count, same keep-alive connection limit), and prints
+``http://127.0.0.1:<port>/`` once listening.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from cheroot import wsgi
+
+
+def fixed_app(status: str, headers: list[tuple[str, str]]) -> Callable[..., Iterable[bytes]]:
+    """A WSGI app answering ``status`` with ``headers`` and an empty body."""
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        start_response(status, headers)
+        return [b""]
+
+    return app
+
+
+def main() -> None:
+    threads, status, headers = int(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
+    app = fixed_app(status, [(name, value) for name, value in headers])
+    server = wsgi.Server(("127.0.0.1", 0), app, numthreads=threads, server_name="zarrdav")
+    server.keep_alive_conn_limit = max(64, threads * 4)
+    server.prepare()
+    print(f"bare cheroot on http://127.0.0.1:{server.bind_addr[1]}/", file=sys.stderr, flush=True)
+    server.serve()
+
+
+if __name__ == "__main__":
+    main()

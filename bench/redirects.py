@@ -1,0 +1,183 @@
+"""GET redirect throughput over keep-alive: zarrdav against a bare cheroot app (targets 1, 4, 5).
+
+    python bench/redirects.py [--duration S] [--entries N] [--threads N] [--log-level LEVEL]
+
+One Zarr (a synthetic manifest), warmed; then 1 and 16 keep-alive clients GET
+its files for ``--duration`` seconds each, against zarrdav and against a bare
+cheroot app with the same thread count answering the same 307 with the same
+headers. With ``zarrdav serve --workers``, also 16 clients against 1 and 2
+worker processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import sys
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+from urllib.parse import quote
+
+from common import (
+    BENCH,
+    HOST,
+    Figure,
+    Load,
+    Request,
+    Server,
+    cpu_seconds,
+    fake_checksum,
+    fake_zarr_id,
+    manifest_file,
+    median,
+    percentile,
+    print_figures,
+    print_table,
+    run_load,
+    send,
+    start_server,
+    start_zarrdav,
+    zarr_url,
+    zarrdav_has_option,
+)
+from synthetic import write_manifest
+from zarrdav.manifests.reader import read_manifest_file
+
+CLIENTS = (1, 16)
+PATHS = 256
+_VARYING = frozenset(("date", "server"))
+
+
+def _redirect_paths(manifest: Path, root: str) -> list[Request]:
+    """GETs of ``PATHS`` files spread over the manifest."""
+    files = [f.path for f in read_manifest_file(manifest).files()]
+    step = max(1, len(files) // PATHS)
+    return [Request("GET", root + quote(path), 307) for path in files[::step][:PATHS]]
+
+
+def _warm(port: int, requests: list[Request]) -> list[tuple[str, str]]:
+    """GET every path once; the headers of the last answer, but for Date and Server."""
+    connection = http.client.HTTPConnection(HOST, port, timeout=60)
+    headers: list[tuple[str, str]] = []
+    for request in requests:
+        response, _ = send(connection, request)
+        if response.status != request.expect:
+            raise RuntimeError(f"GET {request.path}: {response.status}")
+        headers = [(k, v) for k, v in response.getheaders() if k.lower() not in _VARYING]
+    connection.close()
+    return headers
+
+
+def _measure(
+    server: Server, requests: list[Request], clients: int, seconds: float
+) -> tuple[Load, float]:
+    """The load, and the server's CPU microseconds per answer."""
+    cpu = cpu_seconds(server.pid)
+    load = run_load(server.port, requests, clients, seconds)
+    used = cpu_seconds(server.pid) - cpu
+    return load, used / max(1, load.responses) * 1e6
+
+
+def _row(name: str, load: Load, cpu_us: float) -> list[object]:
+    return [
+        name, load.clients, f"{load.rate:.0f}", f"{median(load.latencies) * 1e3:.2f}",
+        f"{percentile(load.latencies, 99) * 1e3:.2f}", load.errors, load.server_closed, f"{cpu_us:.0f}",
+    ]
+
+
+def _workers(tree: Path, work: Path, requests: list[Request], threads: int, seconds: float,
+             log_level: str) -> list[tuple[Load, float]]:
+    """16 clients against 1 and then 2 zarrdav worker processes."""
+    measured = []
+    for workers in (1, 2):
+        with start_zarrdav(tree, work / f"workers-{workers}.log", "--workers", str(workers),
+                           "--threads", str(threads), "--log-level", log_level) as server:
+            for _ in range(4 * workers):  # the kernel spreads connections over workers
+                _warm(server.port, requests)
+            measured.append(_measure(server, requests, CLIENTS[-1], seconds))
+    return measured
+
+
+def run(
+    duration: float = 10.0, entries: int = 10_000, threads: int = 32, log_level: str = "INFO"
+) -> list[Figure]:
+    """Measure, print the detail table, and return the figures for targets 1, 4 and 5."""
+    with tempfile.TemporaryDirectory(prefix="zarrdav-bench-") as folder, ExitStack() as servers:
+        work = Path(folder)
+        tree = work / "tree"
+        zarr_id, checksum = fake_zarr_id("redirects"), fake_checksum("redirects", entries)
+        manifest = write_manifest(manifest_file(tree, zarr_id, checksum), entries)
+        requests = _redirect_paths(manifest, zarr_url(zarr_id, checksum))
+        zarrdav = servers.enter_context(start_zarrdav(
+            tree, work / "zarrdav.log", "--threads", str(threads), "--log-level", log_level))
+        headers = _warm(zarrdav.port, requests)
+        bare = servers.enter_context(start_server(
+            [sys.executable, str(BENCH / "bare_server.py"), str(threads), "307 Temporary Redirect",
+             json.dumps(headers)],
+            work / "bare.log",
+        ))
+        _warm(bare.port, requests)
+        print(f"GET redirects: {len(requests)} files of a {entries}-entry manifest, {duration:g} s a run, "
+              f"{threads} server threads, zarrdav log level {log_level}")
+        results: dict[tuple[str, int], Load] = {}
+        cpu: dict[tuple[str, int], float] = {}
+        rows = []
+        for clients in CLIENTS:
+            for name, server in (("zarrdav", zarrdav), ("bare cheroot", bare)):
+                load, cpu_us = _measure(server, requests, clients, duration)
+                results[name, clients], cpu[name, clients] = load, cpu_us
+                rows.append(_row(name, load, cpu_us))
+                for message in load.first_errors:
+                    print(f"  {name}, {clients} clients: {message}")
+        servers.close()
+        workers = (
+            _workers(tree, work, requests, threads, duration, log_level)
+            if zarrdav_has_option("--workers") else None
+        )
+    for n, (load, cpu_us) in enumerate(workers or (), start=1):
+        rows.append(_row(f"zarrdav --workers {n}", load, cpu_us))
+    print_table(["server", "clients", "req/s", "p50 ms", "p99 ms", "errors", "server-closed",
+                 "server CPU us/req"], rows)
+
+    for clients in CLIENTS:
+        cpu_ratio = cpu["bare cheroot", clients] / cpu["zarrdav", clients]
+        print(f"{clients} client(s): bare cheroot CPU/req over zarrdav CPU/req {cpu_ratio:.2f} "
+              "(the req/s ratio a CPU-bound server would show; less sensitive to other load)")
+    figures = []
+    for clients in CLIENTS:
+        ratio = results["zarrdav", clients].rate / results["bare cheroot", clients].rate
+        figures.append(Figure("1", f"GET 307 req/s zarrdav / bare cheroot, {clients} client(s)",
+                              f"{ratio:.2f}", ">= 0.9", ratio >= 0.9))
+    many, one = results["zarrdav", CLIENTS[-1]], results["zarrdav", 1]
+    figures.append(Figure("4", f"{many.clients} clients {duration:g} s: errors / server-closed",
+                          f"{many.errors} / {many.server_closed}", "0 / 0",
+                          many.errors == 0 and many.server_closed == 0))
+    scaling = many.rate / one.rate
+    figures.append(Figure("4", f"req/s {many.clients} clients / 1 client", f"{scaling:.2f}",
+                          ">= 1.0", scaling >= 1.0))
+    cores = "req/s 2 workers / 1 worker"
+    if workers is None:
+        print("workers: not supported yet")
+        figures.append(Figure("5", cores, "not supported yet", ">= 1.7", None))
+    else:
+        gain = workers[1][0].rate / workers[0][0].rate
+        figures.append(Figure("5", cores, f"{gain:.2f}", ">= 1.7", gain >= 1.7))
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per run (default 10)")
+    parser.add_argument("--entries", type=int, default=10_000, help="manifest entries (default 10000)")
+    parser.add_argument("--threads", type=int, default=32, help="server threads (default 32)")
+    parser.add_argument("--log-level", default="INFO",
+                        help="zarrdav's log level (default INFO, as served)")
+    arguments = parser.parse_args()
+    figures = run(arguments.duration, arguments.entries, arguments.threads, arguments.log_level)
+    print_figures(figures)
+
+
+if __name__ == "__main__":
+    main()

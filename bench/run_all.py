@@ -1,0 +1,82 @@
+"""Every benchmark in one go, ending with one table of figures against the targets of issue #6.
+
+    python bench/run_all.py [--smoke]
+
+``--smoke`` uses short runs and small sizes (for CI; well under two minutes);
+the default is the full run (about ten minutes). Misses are printed, never
+raised: the exit status is 0 whenever every benchmark ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import cold_manifest
+import memory
+import propfind
+import redirects
+from common import Figure, print_figures
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Sizes and durations of one run."""
+
+    redirect_seconds: float
+    propfind_requests: int
+    cold_entries: int
+    memory_manifests: int
+    memory_seconds: float
+    memory_cache_mb: int
+
+
+SMOKE = Plan(redirect_seconds=2, propfind_requests=5, cold_entries=200_000,
+             memory_manifests=40, memory_seconds=10, memory_cache_mb=16)
+FULL = Plan(redirect_seconds=30, propfind_requests=20, cold_entries=1_300_000,
+            memory_manifests=200, memory_seconds=120, memory_cache_mb=64)
+
+
+def _machine() -> str:
+    cores = subprocess.run(["nproc"], capture_output=True, text=True, check=True).stdout.strip()
+    return f"{platform.machine()}, {cores} cores (nproc), Python {platform.python_version()}"
+
+
+def _load_average() -> str:
+    """The 1-minute load average: other work on the machine skews every figure."""
+    with open("/proc/loadavg") as loadavg:
+        return loadavg.read().split()[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="short runs and small sizes, for CI")
+    plan = SMOKE if parser.parse_args().smoke else FULL
+    steps: list[tuple[str, Callable[[], list[Figure]]]] = [
+        ("redirects", lambda: redirects.run(plan.redirect_seconds)),
+        ("propfind", lambda: propfind.run(requests=plan.propfind_requests)),
+        ("cold manifest", lambda: cold_manifest.run(plan.cold_entries)),
+        ("memory",
+         lambda: memory.run(plan.memory_manifests, plan.memory_seconds, plan.memory_cache_mb)),
+    ]
+    started, load_before = time.perf_counter(), _load_average()
+    figures: list[Figure] = []
+    for name, step in steps:
+        print(f"\n== {name}", flush=True)
+        figures += step()
+        sys.stdout.flush()
+    elapsed = time.perf_counter() - started
+    print(f"\n== figures ({'smoke' if plan is SMOKE else 'full'} run, "
+          f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {_machine()}, {elapsed:.0f} s, "
+          f"load average {load_before} before, {_load_average()} after)")
+    print_figures(sorted(figures, key=lambda figure: figure.target))
+
+
+if __name__ == "__main__":
+    main()
