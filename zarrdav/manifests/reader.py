@@ -17,7 +17,7 @@ from array import array
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 import orjson
 
@@ -46,7 +46,7 @@ def parse_manifest(data: bytes, source: str) -> Manifest:
     return read_manifest(io.BytesIO(data), source)
 
 
-def read_manifest(stream: BinaryIO, source: str) -> Manifest:
+def read_manifest(stream: IO[bytes], source: str) -> Manifest:
     """Parse manifest JSON from a seekable binary stream, block by block."""
     try:
         return _parse_fast(stream, source)
@@ -55,7 +55,7 @@ def read_manifest(stream: BinaryIO, source: str) -> Manifest:
         return _parse_full(stream.read(), source)
 
 
-def _parse_fast(stream: BinaryIO, source: str) -> Manifest:
+def _parse_fast(stream: IO[bytes], source: str) -> Manifest:
     head = stream.read(_CHUNK)
     key = head.find(_ENTRIES_KEY)
     if key < 0:
@@ -92,7 +92,7 @@ def _parse_fast(stream: BinaryIO, source: str) -> Manifest:
     return builder.build(statistics)
 
 
-def _entries_end(stream: BinaryIO) -> int:
+def _entries_end(stream: IO[bytes]) -> int:
     """Offset of the ``}`` closing ``entries``, if ``entries`` is the last key."""
     size = stream.seek(0, io.SEEK_END)
     offset = max(0, size - 4096)

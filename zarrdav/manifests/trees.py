@@ -10,11 +10,10 @@ root that is an HTTP(S) URL answering JSON directory listings, an
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -54,8 +53,8 @@ class ManifestTree(ABC):
         """The folder at ``path`` (``""`` or ``a/b``, relative to the root)."""
 
     @abstractmethod
-    def _download(self, path: str, sink: IO[bytes]) -> None:
-        """Write the file at ``path`` into ``sink``; NotFound if absent."""
+    def _open(self, path: str) -> AbstractContextManager[IO[bytes]]:
+        """The file at ``path`` as a seekable stream; NotFound if absent."""
 
     def checksums(self, zarr_id: str) -> list[str]:
         """The checksums a Zarr has manifests for, sorted; other files skipped."""
@@ -66,12 +65,18 @@ class ManifestTree(ABC):
         path = manifest_path(_checked(zarr_id), _checked(checksum))
         if checksum_of_filename(path.rpartition("/")[2]) is None:
             raise NotFound(f"{checksum!r} is not a Zarr checksum")
-        # Spooled to disk and read back block by block: a 160 MB manifest never
-        # sits in memory as one string.
-        with tempfile.TemporaryFile(prefix="zarrdav-manifest-") as spool:
-            self._download(path, spool)
-            spool.seek(0)
-            return read_manifest(spool, f"{self.root.rstrip('/')}/{path}")
+        with self._open(path) as stream:
+            return read_manifest(stream, f"{self.root.rstrip('/')}/{path}")
+
+
+@contextmanager
+def _spooled(download: Callable[[IO[bytes]], None]) -> Iterator[IO[bytes]]:
+    """A remote file spooled to local disk: a 160 MB manifest is then read
+    block by block and never sits in memory as one string."""
+    with tempfile.TemporaryFile(prefix="zarrdav-manifest-") as spool:
+        download(spool)
+        spool.seek(0)
+        yield spool
 
 
 def _checked(segment: str) -> str:
@@ -111,10 +116,11 @@ class LocalTree(ManifestTree):
             raise UpstreamError(f"cannot list {path!r} in {self.root}: {error.strerror}") from None
         return _sorted_listing(directories, files)
 
-    def _download(self, path: str, sink: IO[bytes]) -> None:
+    @contextmanager
+    def _open(self, path: str) -> Iterator[IO[bytes]]:
         try:
             with self._resolve(path).open("rb") as source:
-                shutil.copyfileobj(source, sink, 1 << 20)
+                yield source
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise NotFound(f"no manifest {path!r} in {self.root}") from None
         except OSError as error:
@@ -142,6 +148,9 @@ class HttpTree(ManifestTree):
             except (orjson.JSONDecodeError, AttributeError, TypeError):
                 raise UpstreamError(f"{url} did not answer a JSON folder listing") from None
         return _sorted_listing(directories, files)
+
+    def _open(self, path: str) -> AbstractContextManager[IO[bytes]]:
+        return _spooled(lambda sink: self._download(path, sink))
 
     def _download(self, path: str, sink: IO[bytes]) -> None:
         with self._request(self.root + path) as response:
@@ -198,6 +207,9 @@ class S3Tree(ManifestTree):
         if not directories and not files and path:
             raise NotFound(f"no folder {path!r} in {self.root}")
         return _sorted_listing(directories, files)
+
+    def _open(self, path: str) -> AbstractContextManager[IO[bytes]]:
+        return _spooled(lambda sink: self._download(path, sink))
 
     def _download(self, path: str, sink: IO[bytes]) -> None:
         with self._translated(self._prefix + path):
