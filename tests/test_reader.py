@@ -189,3 +189,44 @@ def test_fast_and_full_paths_agree() -> None:
     full = reader._parse_full(body, "sample")
     assert list(fast.files()) == list(full.files()) == list(parse_manifest(body, "sample").files())
     assert fast.statistics == full.statistics
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_fast_path_matches_full_path_on_varied_manifests(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Random trees, odd values and tiny blocks (many block boundaries): both paths agree."""
+    import io
+    import random
+    from datetime import timedelta
+
+    from zarrdav.manifests import reader
+    from zarrdav.manifests.writer import render_manifest
+
+    rng = random.Random(seed)
+    alphabet = "abc019._-é"
+    files: dict[str, ManifestFile] = {}
+    for n in range(400):
+        depth = rng.randint(0, 4)
+        parts = ["".join(rng.choices(alphabet, k=rng.randint(1, 6))) for _ in range(depth + 1)]
+        path = "/".join(parts)
+        if any(p in (".", "..") for p in parts) or any(f.startswith(path + "/") or path.startswith(f + "/") for f in files):
+            continue
+        etag = rng.choice([f"{rng.getrandbits(128):032x}", f"{rng.getrandbits(128):032x}-{rng.randint(2, 9)}"])
+        files[path] = ManifestFile(
+            path=path,
+            version_id="".join(rng.choices("AZaz09._", k=rng.choice([32, 32, 32, 20]))),
+            last_modified=WHEN + timedelta(seconds=rng.randint(0, 10**8)),
+            size=rng.choice([0, 1, rng.randint(0, 10**15)]),
+            etag=etag,
+        )
+    body = render_manifest(files.values(), "0" * 32 + "-1--1")
+    monkeypatch.setattr(reader, "_CHUNK", rng.randint(200, 2000))
+    fast = reader._parse_fast(io.BytesIO(body), "varied")
+    full = reader._parse_full(body, "varied")
+    assert sorted(fast.files(), key=lambda f: f.path) == sorted(files.values(), key=lambda f: f.path)
+    assert list(fast.files()) == list(full.files())
+    assert fast.statistics == full.statistics
+    for path in files:
+        parent = path.rpartition("/")[0]
+        directory = fast.lookup(parent)
+        assert isinstance(directory, ManifestDirectory)
+        assert [e.name for e in fast.children(directory)] == [e.name for e in full.children(directory)]  # type: ignore[arg-type]

@@ -9,9 +9,11 @@ single values on demand.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from itertools import accumulate
 from typing import Protocol
+
+import numpy as np
 
 _LOWER_HEX = b"0123456789abcdef"
 _MD5_HEX_LENGTH = 32
@@ -113,12 +115,13 @@ class ColumnBuilder:
         self._digests = digests
         self._count = 0
 
-    def extend(self, values: Sequence[bytes]) -> None:
-        joined = b"".join(values)
-        count = len(values)
-        # The total and the minimum agree only if every value has this width.
-        width = len(joined) // count if count else 0
-        uniform = len(joined) == width * count and min(map(len, values), default=0) == width
+    def extend(self, joined: bytes, lengths: np.ndarray) -> None:
+        """Append the values ``joined`` holds end to end, ``lengths`` bytes each."""
+        count = len(lengths)
+        if not count:
+            return
+        width = int(lengths[0])
+        uniform = bool((lengths == width).all())
         if self._digests:
             if uniform and width == _MD5_HEX_LENGTH and not joined.translate(None, _LOWER_HEX):
                 self._buffer += bytes.fromhex(joined.decode())
@@ -130,7 +133,7 @@ class ColumnBuilder:
         else:
             if self._lengths is None:
                 self._lengths = array("I", [self._width or 0]) * self._count
-            self._lengths.extend(map(len, values))
+            self._lengths.frombytes(lengths.astype(np.uint32).tobytes())
         self._buffer += joined
         self._count += count
 

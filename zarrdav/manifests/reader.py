@@ -1,9 +1,9 @@
 """Reading manifest JSON into a ``Manifest``.
 
-Two paths produce the same result. The fast path splits the ``entries``
-object at its quotes, chunk by chunk, and moves whole columns of names,
-version ids and sizes at C speed, so memory never holds the parsed JSON of a
-160 MB manifest. It takes the layout real manifests have (schemaVersion 2,
+Two paths produce the same result. The fast path reads the ``entries``
+object in blocks and finds strings, numbers and times with numpy array
+operations, never a Python object per entry, so memory never holds the
+parsed JSON of a 160 MB manifest. It takes the layout real manifests have (schemaVersion 2,
 the standard field order, one entry per line) and declines anything it is
 unsure of; the full path then parses the document with orjson, checks every
 value and names the first fault it finds.
@@ -14,10 +14,11 @@ from __future__ import annotations
 import io
 import operator
 from array import array
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
+
+import numpy as np
 
 import orjson
 
@@ -56,7 +57,7 @@ def read_manifest(stream: IO[bytes], source: str) -> Manifest:
 
 
 def _parse_fast(stream: IO[bytes], source: str) -> Manifest:
-    head = stream.read(_CHUNK)
+    head = stream.read(1 << 16)
     key = head.find(_ENTRIES_KEY)
     if key < 0:
         raise _Decline
@@ -107,108 +108,178 @@ def _entries_end(stream: IO[bytes]) -> int:
 
 
 def _read_chunk(chunk: bytes, builder: _Builder, stack: list[int]) -> None:
-    """Read whole lines of ``entries``.
+    """Read whole lines of ``entries`` with array operations, not a loop per entry.
 
-    Split at quotes, strings and separators alternate: ``seps[i]`` comes
-    before ``strings[i]``. A file is four strings (name, version id, time,
-    ETag) with the size inside the separator after the time; a directory is
-    one string whose next separator holds ``{``. Braces are found in the
-    chunk and placed by counting the quotes before them. The files of the
-    whole chunk are then checked and handed over at once, in runs that each
-    belong to one directory.
+    Strings lie between pairs of quotes. A file is four strings (name,
+    version id, time, ETag) separated exactly as real manifests write them
+    (``"n": ["v","t",123,"e"]``); a directory is one string followed by
+    ``{``. Braces outside strings (an even number of quotes before them) give
+    the structure; everything between two braces is files of one directory.
     """
-    if b"\\" in chunk or b"/" in chunk:
-        raise _Decline  # escaped strings or slashes: let the full path judge
+    if b"\\" in chunk or b"/" in chunk or b"\0" in chunk:
+        raise _Decline  # escaped strings, slashes or NULs: let the full path judge
     try:
         chunk.decode()
     except UnicodeDecodeError:
         raise _Decline from None
-    pieces = chunk.split(b'"')
-    if len(pieces) % 2 == 0:
+    data = np.frombuffer(chunk, dtype=np.uint8)
+    quotes = np.flatnonzero(data == ord('"'))
+    if len(quotes) % 2:
         raise _Decline
-    seps, strings = pieces[0::2], pieces[1::2]
-    file_strings: list[bytes] = []
-    file_seps: list[bytes] = []  # the separator after each of file_strings
-    runs: list[tuple[int, int]] = []  # (directory, number of files)
-
-    def take_files(stop: int) -> None:
-        if stop > start:
-            file_strings.extend(strings[start:stop])
-            file_seps.extend(seps[start + 1 : stop + 1])
-            runs.append((stack[-1], stop - start))
-
+    starts, ends = quotes[0::2] + 1, quotes[1::2]  # string i is chunk[starts[i]:ends[i]]
+    braces = np.flatnonzero((data == ord("{")) | (data == ord("}")))
+    before = np.searchsorted(quotes, braces)  # quotes before each brace
+    outside = before % 2 == 0
+    runs: list[tuple[int, int, int]] = []  # (first string, end string, directory)
+    directory_names: list[int] = []  # their string numbers
     start = 0
-    for separator, opens in _braces(chunk):
-        if opens:
-            if not seps[separator].lstrip(_WHITESPACE).startswith(b":"):
+    for position, strings_before in zip(braces[outside].tolist(), (before[outside] // 2).tolist()):
+        if data[position] == ord("{"):
+            key = strings_before - 1
+            if key < start or chunk[ends[key] + 1 : position].strip() != b":":
                 raise _Decline
-            take_files(separator - 1)
-            name = strings[separator - 1].decode()
+            runs.append((start, key, stack[-1]))
+            directory_names.append(key)
+            name = chunk[starts[key] : ends[key]].decode()
             if name in ("", ".", ".."):
                 raise _Decline
             stack.append(builder.add_directory(stack[-1], name))
         else:
-            take_files(separator)
+            runs.append((start, strings_before, stack[-1]))
             stack.pop()
             if not stack:
                 raise _Decline
-        start = separator
-    take_files(len(strings))
-    if file_strings:
-        _read_files(file_strings, file_seps, runs, builder)
-
-
-def _braces(chunk: bytes) -> list[tuple[int, bool]]:
-    """``(separator index, is opening)`` of each brace outside strings, in order."""
-    found = []
-    quotes = position = 0
-    next_open, next_close = chunk.find(b"{"), chunk.find(b"}")
-    while next_open >= 0 or next_close >= 0:
-        opens = next_close < 0 or 0 <= next_open < next_close
-        brace = next_open if opens else next_close
-        quotes += chunk.count(b'"', position, brace)
-        if quotes % 2 == 0:
-            found.append((quotes // 2, opens))
-        position = brace + 1
-        if opens:
-            next_open = chunk.find(b"{", position)
-        else:
-            next_close = chunk.find(b"}", position)
-    return found
+        start = strings_before
+    runs.append((start, len(starts), stack[-1]))
+    if any((stop - first) % 4 for first, stop, _ in runs):
+        raise _Decline
+    # Every string but the directory names belongs to a file, in run order.
+    is_file = np.ones(len(starts), dtype=bool)
+    is_file[directory_names] = False
+    index = np.flatnonzero(is_file)
+    if len(index):
+        counts = [(directory, (stop - first) // 4) for first, stop, directory in runs if stop > first]
+        _read_files(data, starts, ends, index.reshape(-1, 4), counts, builder)
 
 
 def _read_files(
-    strings: list[bytes], seps: list[bytes], runs: list[tuple[int, int]], builder: _Builder
+    data: np.ndarray, starts: np.ndarray, ends: np.ndarray, index: np.ndarray,
+    runs: list[tuple[int, int]], builder: _Builder,
 ) -> None:
-    """Check and hand over files: four strings each, ``seps[i]`` after ``strings[i]``."""
-    count, remainder = divmod(len(strings), 4)
-    if remainder or any(files % 4 for _, files in runs):
+    """Check and hand over files; ``index`` rows are the string numbers of each file."""
+    name, version, time, etag = (index[:, column] for column in range(4))
+    # The separators: `": [` after the name, `","` between version and time,
+    # `",<digits>,"` between time and ETag, `"]` after the ETag.
+    after_name = ends[name]
+    canonical = (starts[version] - after_name == 5) & (data[after_name + 1] == ord(":"))
+    canonical &= (data[after_name + 2] == ord(" ")) & (data[after_name + 3] == ord("["))
+    canonical &= (starts[time] - ends[version] == 3) & (data[ends[version] + 1] == ord(","))
+    digits = starts[etag] - ends[time] - 4
+    canonical &= (digits >= 1) & (digits <= 18) & (data[ends[time] + 1] == ord(","))
+    canonical &= data[starts[etag] - 2] == ord(",")
+    canonical &= data[ends[etag] + 1] == ord("]")
+    if not canonical.all():
         raise _Decline
-    names = strings[0::4]
-    if b"" in names or b"." in names or b".." in names:
-        raise _Decline
-    if _squeeze(seps[0::4]) != b":[" * count or _squeeze(seps[1::4]) != b"," * count:
-        raise _Decline
-    # An ETag's separator is "]" and a comma, or braces closing directories.
-    closing = _squeeze(seps[3::4]).translate(None, b",}")
-    if closing != b"]" * count:
-        raise _Decline
-    sizes = _squeeze(seps[2::4])[1:-1].split(b",,")
-    if len(sizes) != count or b"" in sizes or not b"".join(sizes).isdigit():
+    names = _gather(data, starts[name], ends[name] - starts[name])
+    if (names[1] == 0).any() or _is_dot(data, starts[name], names[1]).any():
         raise _Decline
     builder.add_files(
-        [(directory, files // 4) for directory, files in runs],
+        runs,
         names,
-        strings[1::4],
-        strings[2::4],
-        list(map(int, sizes)),
-        strings[3::4],
+        _gather(data, starts[version], ends[version] - starts[version]),
+        _gather(data, starts[etag], ends[etag] - starts[etag]),
+        _sizes(data, ends[time] + 2, digits),
+        _seconds(data, starts[time], ends[time] - starts[time]),
+        _ascending(data, starts[name], names[1]),
     )
 
 
-def _squeeze(parts: list[bytes]) -> bytes:
-    """The parts joined with white space removed."""
-    return b"".join(parts).translate(None, _WHITESPACE)
+def _offsets_within(lengths: np.ndarray) -> np.ndarray:
+    """0, 1, ..., length-1 for each length, concatenated."""
+    total = int(lengths.sum())
+    return np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+
+
+def _gather(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tuple[bytes, np.ndarray]:
+    """The strings at ``starts``, end to end, and their lengths."""
+    width = int(lengths[0])
+    if (lengths == width).all():  # the usual case for version ids and ETags
+        return data[starts[:, None] + np.arange(width)].tobytes(), lengths
+    positions = np.repeat(starts, lengths) + _offsets_within(lengths)
+    return data[positions].tobytes(), lengths
+
+
+def _is_dot(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    first_dot = data[starts] == ord(".")
+    second_dot = data[np.minimum(starts + 1, len(data) - 1)] == ord(".")
+    return ((lengths == 1) & first_dot) | ((lengths == 2) & first_dot & second_dot)
+
+
+def _sizes(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Decimal numbers of 1 to 18 digits at ``starts``."""
+    within = _offsets_within(lengths)
+    digits = data[np.repeat(starts, lengths) + within].astype(np.int64) - ord("0")
+    if ((digits < 0) | (digits > 9)).any():
+        raise _Decline
+    powers = np.power(10, np.repeat(lengths, lengths) - within - 1, dtype=np.int64)
+    return np.add.reduceat(digits * powers, np.cumsum(lengths) - lengths)
+
+
+_TIME_LAYOUT = b"0000-00-00T00:00:00+00:00"
+_TIME_DIGITS = np.frombuffer(_TIME_LAYOUT, dtype=np.uint8) == ord("0")
+
+
+def _seconds(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``YYYY-MM-DDTHH:MM:SS+00:00`` as seconds since the epoch."""
+    if (lengths != len(_TIME_LAYOUT)).any():
+        raise _Decline
+    # Neighbouring entries were mostly written in the same second: parse the
+    # first of each run of equal times only.
+    times = data[starts[:, None] + np.arange(len(_TIME_LAYOUT))]
+    heads = np.flatnonzero(np.concatenate(([True], (times[1:] != times[:-1]).any(axis=1))))
+    run_lengths = np.diff(np.append(heads, len(times)))
+    return np.repeat(_parse_times(times[heads]), run_lengths)
+
+
+def _parse_times(text: np.ndarray) -> np.ndarray:
+    layout = np.frombuffer(_TIME_LAYOUT, dtype=np.uint8)
+    value = text.astype(np.int64) - ord("0")
+    if (text[:, ~_TIME_DIGITS] != layout[~_TIME_DIGITS]).any():
+        raise _Decline
+    if ((value[:, _TIME_DIGITS] < 0) | (value[:, _TIME_DIGITS] > 9)).any():
+        raise _Decline
+
+    def number(first: int, last: int) -> np.ndarray:
+        result = np.zeros(len(value), dtype=np.int64)
+        for column in range(first, last):
+            result = result * 10 + value[:, column]
+        return result
+
+    year, month, day = number(0, 4), number(5, 7), number(8, 10)
+    hour, minute, second = number(11, 13), number(14, 16), number(17, 19)
+    if ((month < 1) | (month > 12) | (day < 1) | (day > 31) | (hour > 23) | (minute > 59) | (second > 59)).any():
+        raise _Decline
+    # Days since 1970-01-01 of a civil date (H. Hinnant's days_from_civil).
+    shifted = year - (month <= 2)
+    era = shifted // 400
+    year_of_era = shifted - era * 400
+    day_of_year = (153 * (month + np.where(month > 2, -3, 9)) + 2) // 5 + day - 1
+    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
+    days = era * 146097 + day_of_era - 719468
+    return days * 86400 + hour * 3600 + minute * 60 + second
+
+
+def _ascending(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Whether each name sorts (bytewise) before the next one."""
+    width = int(lengths.max())
+    if width > 256:
+        raise _Decline  # keep the padded copy small; such names go the full way
+    padded = np.zeros((len(lengths), width), dtype=np.uint8)
+    rows = np.repeat(np.arange(len(lengths)), lengths)
+    within = _offsets_within(lengths)
+    padded[rows, within] = data[np.repeat(starts, lengths) + within]
+    names = padded.view(f"S{width}").ravel()  # NUL padding sorts first, as a shorter name
+    return names[1:] > names[:-1]
 
 
 def _parse_full(data: bytes, source: str) -> Manifest:
@@ -238,13 +309,15 @@ def _parse_full(data: bytes, source: str) -> Manifest:
                 kind = type(value).__name__
                 raise ManifestError(source, f"entry {entry_path!r} is a {kind}, not a file or directory")
         if files:
+            names = [name.encode() for name, _ in files]
             builder.add_files(
                 [(directory, len(files))],
-                [name.encode() for name, _ in files],
-                [value[0].encode() for _, value in files],
-                [value[1].encode() for _, value in files],
-                [value[2] for _, value in files],
-                [value[3].encode() for _, value in files],
+                _joined(names),
+                _joined([value[0].encode() for _, value in files]),
+                _joined([value[3].encode() for _, value in files]),
+                np.array([value[2] for _, value in files], dtype=np.int64),
+                np.array([int(value[1].timestamp()) for _, value in files], dtype=np.int64),
+                np.fromiter(map(operator.lt, names, names[1:]), dtype=bool, count=len(names) - 1),
             )
     return builder.build(statistics)
 
@@ -277,20 +350,25 @@ def _check_name(name: str, path: str, source: str) -> None:
 
 
 def _check_file(value: list[Any], positions: tuple[int, ...], path: str, source: str) -> list[Any]:
-    """The file's values in ``REQUIRED_FIELDS`` order, checked."""
+    """The file's values in ``REQUIRED_FIELDS`` order, checked; the time parsed."""
     *indices, width = positions
     if len(value) != width:
         raise ManifestError(source, f"entry {path!r} has {len(value)} values, expected {width}")
     version_id, modified, size, etag = (value[i] for i in indices)
     if not isinstance(version_id, str) or not version_id:
         raise ManifestError(source, f"entry {path!r}: versionId must be a non-empty string")
-    if not isinstance(modified, str) or _parse_time(modified) is None:
+    moment = _parse_time(modified) if isinstance(modified, str) else None
+    if moment is None:
         raise ManifestError(source, f"entry {path!r}: lastModified {modified!r} is not a timestamp")
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise ManifestError(source, f"entry {path!r}: size {size!r} is not a byte count")
     if not isinstance(etag, str) or not etag:
         raise ManifestError(source, f"entry {path!r}: ETag must be a non-empty string")
-    return [version_id, modified, size, etag]
+    return [version_id, moment, size, etag]
+
+
+def _joined(values: list[bytes]) -> tuple[bytes, np.ndarray]:
+    return b"".join(values), np.fromiter(map(len, values), dtype=np.int64, count=len(values))
 
 
 def _parse_time(text: str) -> datetime | None:
@@ -327,37 +405,34 @@ class _Builder:
     def add_files(
         self,
         runs: list[tuple[int, int]],
-        names: Sequence[bytes],
-        version_ids: Sequence[bytes],
-        mtimes: Sequence[bytes],
-        sizes: Sequence[int],
-        etags: Sequence[bytes],
+        names: tuple[bytes, np.ndarray],
+        version_ids: tuple[bytes, np.ndarray],
+        etags: tuple[bytes, np.ndarray],
+        sizes: np.ndarray,
+        seconds: np.ndarray,
+        ascending: np.ndarray,
     ) -> None:
-        """Append files given as ``(directory, count)`` runs over the columns."""
-        in_order = list(map(operator.lt, names, names[1:]))
-        offset = 0
+        """Append files given as ``(directory, count)`` runs over the columns.
+
+        Strings come end to end with their lengths; ``ascending[i]`` says
+        whether name ``i`` sorts before name ``i + 1``.
+        """
+        blob, lengths = names
+        offsets = np.concatenate(([0], np.cumsum(lengths))).tolist()
+        first = 0
         for directory, count in runs:
-            if not count:
-                continue
-            try:
-                in_order.index(False, offset, offset + count - 1)
-                sorted_run = False
-            except ValueError:
-                sorted_run = True
-            self._add_run(directory, count, sorted_run, names[offset], names[offset + count - 1])
-            offset += count
-        self._names.extend(names)
-        self._version_ids.extend(version_ids)
-        self._etags.extend(etags)
-        self._sizes.extend(sizes)
-        # Neighbouring entries were mostly written in the same second.
-        seconds = {}
-        for text in set(mtimes):
-            moment = _parse_time(text.decode())
-            if moment is None:
-                raise _Decline
-            seconds[text] = int(moment.timestamp())
-        self._mtimes.extend(map(seconds.__getitem__, mtimes))
+            last = first + count - 1
+            in_order = bool(ascending[first:last].all())
+            self._add_run(
+                directory, count, in_order,
+                blob[offsets[first] : offsets[first + 1]], blob[offsets[last] : offsets[last + 1]],
+            )
+            first += count
+        self._names.extend(*names)
+        self._version_ids.extend(*version_ids)
+        self._etags.extend(*etags)
+        self._sizes.frombytes(sizes.astype(np.int64).tobytes())
+        self._mtimes.frombytes(seconds.astype(np.int64).tobytes())
 
     def _add_run(self, directory: int, count: int, in_order: bool, first: bytes, last: bytes) -> None:
         runs, total = self._runs, self._count
