@@ -162,3 +162,21 @@ def test_console_script(s3_endpoint: str, bucket: str, tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     helped = subprocess.run([zarrdav, "manifest", "verify", "--help"], capture_output=True, text=True)
     assert "--concurrency" in helped.stdout
+
+
+def test_print_config_shows_merged_settings(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "mine.toml"
+    config.write_text('port = 9000\napi_token = "secret"\nthreads = 4\n')
+    monkeypatch.setenv("ZARRDAV_THREADS", "8")
+    assert main(["serve", "--config", str(config), "--threads", "16", "--print-config"]) == 0
+    printed = capsys.readouterr().out
+    assert "port = 9000\n" in printed and "threads = 16\n" in printed
+    assert "secret" not in printed and 'api_token = "(hidden)"' in printed
+    monkeypatch.delenv("ZARRDAV_THREADS")
+    assert main(["serve", "--print-config"]) == 0
+    defaults = capsys.readouterr().out
+    repo_config = Path(__file__).resolve().parents[1] / "config" / "dandi.toml"
+    assert [line for line in repo_config.read_text().splitlines() if line and not line.startswith("#")] == [
+        line for line in defaults.splitlines() if line and not line.startswith("#")
+    ]

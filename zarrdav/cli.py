@@ -13,7 +13,7 @@ from pathlib import Path
 from botocore.exceptions import BotoCoreError, ClientError
 
 from zarrdav import __version__
-from zarrdav.config import HELP, ConfigError, Settings, load_settings
+from zarrdav.config import HELP, ConfigError, Settings, as_toml, load_settings
 from zarrdav.errors import ZarrdavError
 from zarrdav.manifests.builder import ManifestStore, build_manifest, terminal_progress, zarr_ids
 from zarrdav.manifests.checksum import zarr_checksum
@@ -112,6 +112,10 @@ def _parser() -> argparse.ArgumentParser:
         else:
             kind = {"int": int, "float": float}.get(str(field.type), str)
             serve.add_argument(flag, type=kind, default=None, metavar=field.name.upper(), help=help_text)
+    serve.add_argument(
+        "--print-config", action="store_true",
+        help="print the settings in effect (all sources merged) as TOML, and exit",
+    )
     serve.set_defaults(command=_serve)
 
     demo = commands.add_parser(
@@ -221,6 +225,9 @@ def _serve(arguments: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"zarrdav: configuration error: {error}", file=sys.stderr)
         return 2
+    if arguments.print_config:
+        print(as_toml(settings), end="")
+        return 0
     serve(settings)
     return 0
 

@@ -132,9 +132,11 @@ def _convert(name: str, value: Any, kind: Any, origin: str) -> Any:
 
 
 def as_toml(settings: Settings) -> str:
-    """The settings as a TOML document (used to write and check ``config/dandi.toml``)."""
+    """The settings as a TOML document, the API token hidden (``serve --print-config``)."""
     lines = []
     for name, value in dataclasses.asdict(settings).items():
+        if name == "api_token" and value:
+            value = "(hidden)"  # never echo a secret
         rendered = str(value).lower() if isinstance(value, bool) else repr(value)
         if isinstance(value, str):
             rendered = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
