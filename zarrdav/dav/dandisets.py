@@ -30,11 +30,6 @@ from zarrdav.live import LiveDirectory, LiveEntry, LiveZarrs
 from zarrdav.routes import DandisetRoute, DandisetsRoute, ReleasesRoute, Route, VersionRoute, zarr_version_path
 
 T = TypeVar("T")
-UNPINNED_NOTE = (
-    "Live listing: there is no manifest for this Zarr's checksum yet, so these are the "
-    "Zarr's current files on S3, not pinned to versions."
-)
-MISSING_MANIFEST_POLICIES = ("live-draft", "error")
 
 
 class DandisetViews:

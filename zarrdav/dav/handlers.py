@@ -7,7 +7,6 @@ answer with its status (see ``zarrdav.errors``).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable, Sequence
 from email.utils import format_datetime
 from datetime import UTC
@@ -18,7 +17,6 @@ from zarrdav.dav.html import render_listing
 from zarrdav.dav.propfind import BadPropfind, parse_propfind, render_multistatus, MAX_BODY
 from zarrdav.dav.provider import Provider
 from zarrdav.dav.resources import Collection, File, Resource
-from zarrdav.dav.dandisets import UNPINNED_NOTE
 from zarrdav.errors import (
     Forbidden,
     NotFound,
@@ -28,12 +26,14 @@ from zarrdav.errors import (
     ZarrdavError,
 )
 
-log = logging.getLogger("zarrdav")
-
 StartResponse = Callable[..., Any]
 ALLOW = "OPTIONS, GET, HEAD, PROPFIND"
 # Marks answers about a live, unpinned view of a Zarr (no manifest yet).
 UNPINNED_HEADER = ("X-Zarrdav-Unpinned", "live S3 listing; no manifest for this checksum")
+UNPINNED_NOTE = (
+    "Live listing: there is no manifest for this Zarr's checksum yet, so these are the "
+    "Zarr's current files on S3, not pinned to versions."
+)
 FINITE_DEPTH = (
     b'<?xml version="1.0" encoding="utf-8"?>\n'
     b'<D:error xmlns:D="DAV:"><D:propfind-finite-depth/></D:error>\n'
