@@ -21,7 +21,7 @@ from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 import httpx
 import pytest
@@ -46,10 +46,10 @@ from tests.archive_data import (
     Archive,
     build_archive,
 )
-from zarrdav.demo.s3 import create_public_bucket
 from tests.servers import zarrdav_server
 from tests.test_serve import (
     Answer,
+    assert_depth1_lists_direct_children,
     Links,
     assert_plain_error,
     failing_web_server,
@@ -57,7 +57,7 @@ from tests.test_serve import (
     propfind,
 )
 from tests.test_serve_clients import MEMBERS, assert_values, manifest_of, rclone, webdav_remote
-from tests.zarr_data import VersionedZarr, write_v2_zarr, write_v3_zarr
+from tests.zarr_data import VersionedZarr
 from zarrdav.demo.archive import Asset, Version, serve_archive
 
 OPEN = f"/dandisets/{OPEN_ID}/"
@@ -125,31 +125,6 @@ def recording_front(target: str) -> Iterator[Recorder]:
 
 
 @pytest.fixture(scope="module")
-def dandi_bucket(s3: Any) -> str:
-    """A versioned bucket anyone may read and list, as DANDI's is: clients follow redirects."""
-    name = "dandisets-e2e"
-    create_public_bucket(s3, name)
-    return name
-
-
-@pytest.fixture(scope="module")
-def manifest_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("manifests")
-
-
-@pytest.fixture(scope="module")
-def zarrs(
-    s3: Any, s3_endpoint: str, dandi_bucket: str, manifest_root: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> dict[int, VersionedZarr]:
-    workdir = tmp_path_factory.mktemp("zarrs")
-    return {
-        2: write_v2_zarr(s3, s3_endpoint, dandi_bucket, workdir, manifest_root),
-        3: write_v3_zarr(s3, s3_endpoint, dandi_bucket, workdir, manifest_root),
-    }
-
-
-@pytest.fixture(scope="module")
 def s3_recorder(s3_endpoint: str) -> Iterator[Recorder]:
     with recording_front(s3_endpoint) as recorder:
         yield recorder
@@ -157,11 +132,11 @@ def s3_recorder(s3_endpoint: str) -> Iterator[Recorder]:
 
 @pytest.fixture(scope="module")
 def archive(
-    s3: Any, s3_endpoint: str, dandi_bucket: str, zarrs: dict[int, VersionedZarr],
+    s3: Any, s3_endpoint: str, public_bucket: str, zarrs: dict[int, VersionedZarr],
     s3_recorder: Recorder, tmp_path_factory: pytest.TempPathFactory,
 ) -> Archive:
     workdir = tmp_path_factory.mktemp("unpinned")
-    return build_archive(s3, s3_endpoint, dandi_bucket, workdir, zarrs, s3_recorder.url)
+    return build_archive(s3, s3_endpoint, public_bucket, workdir, zarrs, s3_recorder.url)
 
 
 @pytest.fixture(scope="module")
@@ -171,10 +146,10 @@ def api(archive: Archive) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def base_args(manifest_root: Path, s3_endpoint: str, dandi_bucket: str) -> list[str]:
+def base_args(manifest_root: Path, s3_endpoint: str, public_bucket: str) -> list[str]:
     """Everything but the archive: the manifests and where pinned entries redirect."""
     return ["--manifest-root", str(manifest_root),
-            "--zarr-base-url", f"{s3_endpoint}/{dandi_bucket}/zarr"]
+            "--zarr-base-url", f"{s3_endpoint}/{public_bucket}/zarr"]
 
 
 @pytest.fixture(scope="module")
@@ -402,7 +377,7 @@ def test_blob_asset_redirects_to_the_archive_download(
 
 
 def test_blob_redirect_s3_goes_straight_to_the_object(
-    serve_args: list[str], archive: Archive, s3_endpoint: str, dandi_bucket: str
+    serve_args: list[str], archive: Archive, s3_endpoint: str, public_bucket: str
 ) -> None:
     with zarrdav_server(*serve_args, "--blob-redirect", "s3") as url:
         for asset in blob_assets(archive, "draft"):
@@ -411,7 +386,7 @@ def test_blob_redirect_s3_goes_straight_to_the_object(
             response = httpx.get(path, timeout=10)
             assert response.status_code == 307
             assert response.headers["location"] == (
-                f"{s3_endpoint}/{dandi_bucket}/blobs/{blob[:3]}/{blob[3:6]}/{blob}"
+                f"{s3_endpoint}/{public_bucket}/blobs/{blob[:3]}/{blob[3:6]}/{blob}"
             )
             assert httpx.get(path, follow_redirects=True, timeout=10).content == archive.blobs[blob]
 
@@ -516,17 +491,7 @@ HIERARCHY = [
 
 @pytest.mark.parametrize("path", HIERARCHY)
 def test_depth1_hrefs_lie_under_the_requested_path(client: httpx.Client, path: str) -> None:
-    """rclone drops, or loops on, entries outside the folder it listed."""
-    answers = multistatus(propfind(client, path))
-    assert answers[0].href == path
-    assert len(answers) > 1
-    hrefs = [answer.href for answer in answers]
-    assert len(set(hrefs)) == len(hrefs)
-    for answer in answers[1:]:
-        assert answer.href.startswith(path)
-        assert "/" not in answer.href[len(path):].rstrip("/")  # direct children only
-        assert answer.is_collection == answer.href.endswith("/")
-        assert answer.text("displayname") == unquote(answer.href.rstrip("/").rpartition("/")[2])
+    assert_depth1_lists_direct_children(client, path)
 
 
 def crawl(client: httpx.Client, server: str, start: str) -> dict[str, int]:
@@ -629,7 +594,7 @@ def test_zarr_python_3_lists_a_zarr_asset(server: str, zarr_format: int) -> None
 @PINNED
 @FORMATS
 def test_rclone_copy_is_the_pinned_objects(
-    s3: Any, dandi_bucket: str, server: str, zarrs: dict[int, VersionedZarr], manifest_root: Path,
+    s3: Any, public_bucket: str, server: str, zarrs: dict[int, VersionedZarr], manifest_root: Path,
     tmp_path: Path, version_path: str, state: int, zarr_format: int,
 ) -> None:
     versioned = zarrs[zarr_format]
@@ -643,7 +608,7 @@ def test_rclone_copy_is_the_pinned_objects(
     }
     pinned = {
         f.path: s3.get_object(
-            Bucket=dandi_bucket, Key=f"zarr/{versioned.zarr_id}/{f.path}", VersionId=f.version_id
+            Bucket=public_bucket, Key=f"zarr/{versioned.zarr_id}/{f.path}", VersionId=f.version_id
         )["Body"].read()
         for f in manifest_of(manifest_root, versioned, checksum).files()
     }
@@ -664,7 +629,7 @@ def test_zarr_python_3_reads_a_live_draft_zarr(server: str, archive: Archive) ->
 
 @pytest.mark.parametrize("asset_path", [LIVE_PATH, INGESTING_PATH])
 def test_draft_zarr_without_manifest_is_a_live_listing(
-    client: httpx.Client, archive: Archive, s3_endpoint: str, dandi_bucket: str, asset_path: str
+    client: httpx.Client, archive: Archive, s3_endpoint: str, public_bucket: str, asset_path: str
 ) -> None:
     """What S3 holds now, marked as unpinned; files redirect to the current objects."""
     unpinned = archive.unpinned[asset_path]
@@ -684,7 +649,7 @@ def test_draft_zarr_without_manifest_is_a_live_listing(
         assert response.status_code == 307
         assert UNPINNED_HEADER in response.headers
         assert response.headers["location"] == (
-            f"{s3_endpoint}/{dandi_bucket}/zarr/{unpinned.zarr_id}/{name}"
+            f"{s3_endpoint}/{public_bucket}/zarr/{unpinned.zarr_id}/{name}"
         )
         assert httpx.get(response.headers["location"], timeout=10).content == body
 
@@ -737,7 +702,7 @@ def test_embargoed_versions_are_refused_without_a_token(client: httpx.Client, pa
 
 @pytest.mark.parametrize("how", ["option", "environment"])
 def test_owner_token_serves_the_embargoed_dandiset(
-    serve_args: list[str], archive: Archive, api: str, s3_recorder: Recorder, dandi_bucket: str,
+    serve_args: list[str], archive: Archive, api: str, s3_recorder: Recorder, public_bucket: str,
     how: str,
 ) -> None:
     """The token reaches the archive (which answers only owners) and nothing else.
@@ -767,7 +732,7 @@ def test_owner_token_serves_the_embargoed_dandiset(
         assert blob.headers["location"] == f"{api}/assets/{asset.asset_id}/download/"
         entry = client.get(f"{root}{SECRET_ZARR_PATH}/zarr.json")
         assert entry.headers["location"] == (
-            f"{s3_recorder.url}/{dandi_bucket}/zarr/{unpinned.zarr_id}/zarr.json"
+            f"{s3_recorder.url}/{public_bucket}/zarr/{unpinned.zarr_id}/zarr.json"
         )
         for response in (blob, entry):
             assert response.status_code == 307

@@ -20,8 +20,7 @@ import pytest
 import zarr
 
 from tests.servers import zarrdav_server
-from zarrdav.demo.s3 import create_public_bucket
-from tests.zarr_data import Values, VersionedZarr, write_v2_zarr, write_v3_zarr
+from tests.zarr_data import Values, VersionedZarr
 from zarrdav.manifests.layout import manifest_path
 from zarrdav.manifests.model import Manifest
 from zarrdav.manifests.reader import read_manifest_file
@@ -47,43 +46,13 @@ numpy.savez(out + "/listed.npz", **{k: listed[k][...] for k in listed.array_keys
 
 
 @pytest.fixture(scope="module")
-def archive_bucket(s3: Any) -> str:
-    """The module's own versioned bucket, publicly readable like DANDI's.
-
-    Clients follow the server's redirects to S3 without credentials, so the
-    bucket policy must let anyone read object versions.
-    """
-    name = "serve-clients"
-    create_public_bucket(s3, name)
-    return name
-
-
-@pytest.fixture(scope="module")
-def manifest_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("manifests")
-
-
-@pytest.fixture(scope="module")
-def zarrs(
-    s3: Any, s3_endpoint: str, archive_bucket: str, manifest_root: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> dict[int, VersionedZarr]:
-    """A Zarr v2 and a Zarr v3, each pinned before and after a rewrite, by zarr_format."""
-    workdir = tmp_path_factory.mktemp("zarrs")
-    return {
-        2: write_v2_zarr(s3, s3_endpoint, archive_bucket, workdir, manifest_root),
-        3: write_v3_zarr(s3, s3_endpoint, archive_bucket, workdir, manifest_root),
-    }
-
-
-@pytest.fixture(scope="module")
 def server(
-    zarrs: dict[int, VersionedZarr], manifest_root: Path, s3_endpoint: str, archive_bucket: str
+    zarrs: dict[int, VersionedZarr], manifest_root: Path, s3_endpoint: str, public_bucket: str
 ) -> Iterator[str]:
     """`zarrdav serve` over the manifests, redirecting to moto path-style URLs."""
     with zarrdav_server(
         "--manifest-root", str(manifest_root),
-        "--zarr-base-url", f"{s3_endpoint}/{archive_bucket}/zarr",
+        "--zarr-base-url", f"{s3_endpoint}/{public_bucket}/zarr",
     ) as url:
         yield url
 
@@ -225,7 +194,7 @@ def test_rclone_lists_the_manifest(
 @STATES
 @FORMATS
 def test_rclone_copy_is_the_pinned_objects(
-    s3: Any, archive_bucket: str, server: str, zarrs: dict[int, VersionedZarr],
+    s3: Any, public_bucket: str, server: str, zarrs: dict[int, VersionedZarr],
     manifest_root: Path, tmp_path: Path, zarr_format: int, state: int,
 ) -> None:
     """A copy of a version is byte for byte the S3 object versions its manifest pins."""
@@ -239,7 +208,7 @@ def test_rclone_copy_is_the_pinned_objects(
     }
     pinned = {
         f.path: s3.get_object(
-            Bucket=archive_bucket, Key=f"zarr/{versioned.zarr_id}/{f.path}", VersionId=f.version_id
+            Bucket=public_bucket, Key=f"zarr/{versioned.zarr_id}/{f.path}", VersionId=f.version_id
         )["Body"].read()
         for f in manifest_of(manifest_root, versioned, checksum).files()
     }
