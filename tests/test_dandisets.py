@@ -56,7 +56,14 @@ from tests.test_serve import (
     multistatus,
     propfind,
 )
-from tests.test_serve_clients import MEMBERS, assert_values, manifest_of, rclone, webdav_remote
+from tests.test_serve_clients import (
+    MEMBERS,
+    assert_copy_is_pinned,
+    assert_values,
+    manifest_of,
+    rclone,
+    webdav_remote,
+)
 from tests.zarr_data import VersionedZarr
 from zarrdav.demo.archive import Asset, Version, serve_archive
 
@@ -601,19 +608,7 @@ def test_rclone_copy_is_the_pinned_objects(
     checksum = versioned.checksums[state]
     remote = f"dandisets/{OPEN_ID}/{version_path}/{ZARR_PATHS[zarr_format]}"
     rclone("copy", *webdav_remote(server, remote), str(tmp_path / "copy"))
-    copied = {
-        path.relative_to(tmp_path / "copy").as_posix(): path.read_bytes()
-        for path in (tmp_path / "copy").rglob("*")
-        if path.is_file()
-    }
-    pinned = {
-        f.path: s3.get_object(
-            Bucket=public_bucket, Key=f"zarr/{versioned.zarr_id}/{f.path}", VersionId=f.version_id
-        )["Body"].read()
-        for f in manifest_of(manifest_root, versioned, checksum).files()
-    }
-    assert copied.keys() == pinned.keys()
-    assert [p for p in pinned if copied[p] != pinned[p]] == []
+    assert_copy_is_pinned(tmp_path / "copy", s3, public_bucket, manifest_root, versioned, checksum)
 
 
 @pytest.mark.slow

@@ -201,14 +201,19 @@ def test_rclone_copy_is_the_pinned_objects(
     versioned = zarrs[zarr_format]
     checksum = versioned.checksums[state]
     rclone("copy", *webdav_remote(server, versioned.url_path(checksum)), str(tmp_path / "copy"))
+    assert_copy_is_pinned(tmp_path / "copy", s3, public_bucket, manifest_root, versioned, checksum)
+
+
+def assert_copy_is_pinned(
+    copy: Path, s3: Any, bucket: str, manifest_root: Path, versioned: VersionedZarr, checksum: str
+) -> None:
+    """The files under ``copy`` are byte for byte the object versions the manifest pins."""
     copied = {
-        path.relative_to(tmp_path / "copy").as_posix(): path.read_bytes()
-        for path in (tmp_path / "copy").rglob("*")
-        if path.is_file()
+        path.relative_to(copy).as_posix(): path.read_bytes() for path in copy.rglob("*") if path.is_file()
     }
     pinned = {
         f.path: s3.get_object(
-            Bucket=public_bucket, Key=f"zarr/{versioned.zarr_id}/{f.path}", VersionId=f.version_id
+            Bucket=bucket, Key=f"zarr/{versioned.zarr_id}/{f.path}", VersionId=f.version_id
         )["Body"].read()
         for f in manifest_of(manifest_root, versioned, checksum).files()
     }
