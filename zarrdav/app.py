@@ -1,10 +1,11 @@
 """The WSGI application: WsgiDAV hosting zarrdav's read-only provider.
 
-WsgiDAV supplies the frame (request resolution, anonymous access); every
-method is answered by ``zarrdav.dav.handlers`` through the provider's
-``custom_request_handler``, because zarrdav redirects files instead of
-streaming them, refuses infinite PROPFIND, and writes its own HTML and
-multistatus answers. Around it, one small layer adds CORS and logs one line
+WsgiDAV supplies the frame for PROPFIND and OPTIONS (request resolution,
+anonymous access), answered by ``zarrdav.dav.handlers`` through the
+provider's ``custom_request_handler``, because zarrdav refuses infinite
+PROPFIND and writes its own multistatus answers. GET and HEAD (redirects and
+HTML pages, nearly all traffic) and the refused write methods go to the same
+handlers directly. Around it, one small layer adds CORS and logs one line
 per request.
 """
 
