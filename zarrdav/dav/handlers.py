@@ -62,15 +62,16 @@ class Handlers:
 
     def __init__(self, provider: Provider) -> None:
         self._provider = provider
-
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        method = environ["REQUEST_METHOD"]
-        handler = {
+        self._by_method = {
             "GET": self._get,
             "HEAD": self._get,
             "PROPFIND": self._propfind,
             "OPTIONS": self._options,
-        }.get(method)
+        }
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        method = environ["REQUEST_METHOD"]
+        handler = self._by_method.get(method)
         if handler is None:
             return _plain(start_response, 405, f"{method} is not allowed: zarrdav is read-only",
                           [("Allow", ALLOW)])
