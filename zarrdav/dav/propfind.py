@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from functools import lru_cache
 from urllib.parse import quote
 from xml.etree.ElementTree import ParseError
 from xml.sax.saxutils import escape
@@ -41,10 +42,14 @@ def _text(value: str | None) -> str | None:
     return None if value is None else escape(value)
 
 
+# Entries of a listing share few timestamps (chunks are written in bursts):
+# format each once.
+@lru_cache(maxsize=4096)
 def _http_date(moment: datetime | None) -> str | None:
     return None if moment is None else format_datetime(moment.astimezone(UTC), usegmt=True)
 
 
+@lru_cache(maxsize=4096)
 def _iso_date(moment: datetime | None) -> str | None:
     if moment is None:
         return None
