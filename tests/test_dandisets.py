@@ -49,6 +49,7 @@ from tests.archive_data import (
 from tests.servers import zarrdav_server
 from tests.test_serve import (
     Answer,
+    assert_absent,
     assert_depth1_lists_direct_children,
     Links,
     assert_plain_error,
@@ -771,11 +772,7 @@ NOT_FOUND = [
 
 @pytest.mark.parametrize("path", NOT_FOUND)
 def test_absent_paths_are_404(client: httpx.Client, path: str) -> None:
-    """zarr-python reads 404 as "absent" and fails on any other status."""
-    for response in (client.get(path), client.head(path), propfind(client, path, "0")):
-        assert response.status_code == 404, response.request.method
-        if response.request.method != "HEAD":
-            assert_plain_error(response.headers, response.content)
+    assert_absent(client, path)
 
 
 def assert_still_serving(client: httpx.Client) -> None:

@@ -266,6 +266,14 @@ def test_depth1_hrefs_lie_under_the_requested_path(client: httpx.Client, path: s
     assert_depth1_lists_direct_children(client, path)
 
 
+def assert_absent(client: httpx.Client, path: str) -> None:
+    """zarr-python reads 404 as "absent" and fails on any other status."""
+    for response in (client.get(path), client.head(path), propfind(client, path, "0")):
+        assert response.status_code == 404, response.request.method
+        if response.request.method != "HEAD":
+            assert_plain_error(response.headers, response.content)
+
+
 def assert_depth1_lists_direct_children(client: httpx.Client, path: str) -> None:
     """rclone drops, or loops on, entries outside the folder it listed."""
     answers = multistatus(propfind(client, path))
@@ -572,11 +580,7 @@ NOT_FOUND = [
 
 @pytest.mark.parametrize("path", NOT_FOUND)
 def test_absent_paths_are_404(client: httpx.Client, path: str) -> None:
-    """zarr-python reads 404 as "absent" and fails on any other status."""
-    for response in (client.get(path), client.head(path), propfind(client, path, "0")):
-        assert response.status_code == 404, response.request.method
-        if response.request.method != "HEAD":
-            assert_plain_error(response.headers, response.content)
+    assert_absent(client, path)
 
 
 TRICKS = [
