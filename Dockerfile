@@ -11,7 +11,4 @@ RUN pip install --no-cache-dir . \
 USER zarrdav
 EXPOSE 8080
 ENV ZARRDAV_CONFIG=/app/config/dandi.toml
-# glibc otherwise keeps freed memory in one arena per thread: about 300 MiB
-# instead of 700 MiB resident under a long run (bench/memory.py).
-ENV MALLOC_ARENA_MAX=2
 CMD ["zarrdav", "serve", "--host", "0.0.0.0", "--port", "8080"]

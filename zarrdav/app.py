@@ -11,11 +11,8 @@ per request.
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 from wsgidav.dav_provider import DAVProvider
@@ -33,8 +30,8 @@ from zarrdav.dav.handlers import Handlers
 from zarrdav.dav.provider import Provider
 from zarrdav.manifests.cache import ManifestCache
 from zarrdav.manifests.trees import open_tree
+from zarrdav.requestlog import RequestLog, logged
 
-log = logging.getLogger("zarrdav")
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
@@ -95,7 +92,7 @@ def create_app(settings: Settings) -> WSGIApp:
             "lock_storage": False,
             "property_manager": None,
             "dir_browser": {"enable": False},
-            # No ErrorPrinter: an unexpected exception reaches _logged (plain 500,
+            # No ErrorPrinter: an unexpected exception reaches requestlog.logged (plain 500,
             # traceback in the log) instead of an HTML page quoting its repr.
             "middleware_stack": [HTTPAuthenticator, RequestResolver],
             # Handlers decode PATH_INFO from its WSGI latin-1 form themselves.
@@ -117,16 +114,10 @@ def create_app(settings: Settings) -> WSGIApp:
             return dav(environ, start_response)
         return handlers(environ, start_response)
 
-    return _logged(_cors(dispatch))
+    return logged(_cors(dispatch), RequestLog())
 
 
 _DAV_METHODS = Handlers.METHODS - {"GET", "HEAD"}
-
-
-def _wire_path(environ: dict[str, Any]) -> str:
-    """PATH_INFO encoded as on the wire: a decoded newline cannot split the log line."""
-    raw = environ.get("PATH_INFO", "").encode("latin-1", "replace")
-    return quote(raw, safe="/:@!$&'()*+,;=~")
 
 
 def _has_dot_segment(environ: dict[str, Any]) -> bool:
@@ -137,48 +128,21 @@ def _cors(app: WSGIApp) -> WSGIApp:
     """Let browser-based Zarr viewers read through the server."""
 
     def with_cors(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        extra = _CORS_OPTIONS if environ["REQUEST_METHOD"] == "OPTIONS" else _CORS
+
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            headers = [(k, v) for k, v in headers if k.lower() != "access-control-allow-origin"]
-            headers.append(("Access-Control-Allow-Origin", "*"))
-            headers.append(("Access-Control-Expose-Headers", "ETag, Content-Length, Location, DAV"))
-            if environ["REQUEST_METHOD"] == "OPTIONS":
-                headers.append(("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS, PROPFIND"))
-                headers.append(("Access-Control-Allow-Headers", "Range, Depth, Content-Type, Authorization"))
-            return start_response(status, headers, exc_info)
+            return start_response(status, headers + extra, exc_info)
 
         return app(environ, start)
 
     return with_cors
 
 
-def _logged(app: WSGIApp) -> WSGIApp:
-    """One log line per request, and a plain 500 instead of any traceback."""
-
-    def logged(environ: dict[str, Any], start_response: StartResponse) -> Iterator[bytes]:
-        started = time.perf_counter()
-        status = ["-"]
-
-        def start(code: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            status[0] = code.split()[0]
-            return start_response(code, headers, exc_info)
-
-        try:
-            yield from app(environ, start)
-        except Exception:
-            log.exception("internal error on %s %s", environ["REQUEST_METHOD"], environ.get("PATH_INFO"))
-            if status[0] == "-":
-                status[0] = "500"
-                body = b"internal error\n"
-                start_response("500 Internal Server Error", [
-                    ("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
-                    ("Access-Control-Allow-Origin", "*")])
-                yield b"" if environ["REQUEST_METHOD"] == "HEAD" else body
-        finally:
-            elapsed = (time.perf_counter() - started) * 1000
-            cause = environ.get("zarrdav.error")
-            log.info(
-                "%s %s %s %.1fms%s", environ["REQUEST_METHOD"], _wire_path(environ),
-                status[0], elapsed, f" ({cause})" if cause else "",
-            )
-
-    return logged
+_CORS = [
+    ("Access-Control-Allow-Origin", "*"),
+    ("Access-Control-Expose-Headers", "ETag, Content-Length, Location, DAV"),
+]
+_CORS_OPTIONS = _CORS + [
+    ("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS, PROPFIND"),
+    ("Access-Control-Allow-Headers", "Range, Depth, Content-Type, Authorization"),
+]
