@@ -100,6 +100,7 @@ Route = (
     | VersionRoute
 )
 
+_BAD_SEGMENTS = frozenset(("", ".", ".."))
 _DANDISET_ID = re.compile(r"[0-9]{6,}")
 _RELEASE = re.compile(r"[0-9]+\.[0-9]{6}\.[0-9]{4}")
 
@@ -110,7 +111,7 @@ def parse_route(path: str) -> Route | None:
         return None
     inner = path[1:].removesuffix("/")
     segments = inner.split("/") if inner else []
-    if any(segment in ("", ".", "..") or "\0" in segment for segment in segments):
+    if "\0" in inner or not _BAD_SEGMENTS.isdisjoint(segments):
         return None
     if not segments:
         return RootRoute()
