@@ -230,3 +230,37 @@ def test_fast_path_matches_full_path_on_varied_manifests(seed: int, monkeypatch:
         directory = fast.lookup(parent)
         assert isinstance(directory, ManifestDirectory)
         assert [e.name for e in fast.children(directory)] == [e.name for e in full.children(directory)]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_listing_rows_follow_children(seed: int) -> None:
+    """Subdirectories placed among the files, columns read a range at a time: as ``children``."""
+    import random
+    from datetime import timedelta
+
+    from zarrdav.manifests.writer import render_manifest
+
+    rng = random.Random(seed)
+    # Even seeds: one-byte names (a fixed-width column); odd: packed ones.
+    # Seeds 0 and 1: MD5 ETags (a digest column); 2 and 3: multipart ones.
+    alphabet, longest = ("ab019_-", 1) if seed % 2 == 0 else ("ab019._-\u00e9", 4)
+    files: dict[str, ManifestFile] = {}
+    for _ in range(300):
+        parts = ["".join(rng.choices(alphabet, k=rng.randint(1, longest))) for _ in range(rng.randint(1, 3))]
+        path = "/".join(parts)
+        if any(p in (".", "..") for p in parts) or any(f.startswith(path + "/") or path.startswith(f + "/") for f in files):
+            continue
+        etag = f"{rng.getrandbits(128):032x}" + ("" if seed < 2 else f"-{rng.randint(2, 9)}")
+        modified = WHEN + timedelta(seconds=rng.randint(0, 9))
+        files[path] = ManifestFile(path, "v" * 32, modified, rng.randint(0, 10**12), etag)
+    manifest = parse_manifest(render_manifest(files.values(), "0" * 32 + "-1--1"), "varied")
+    pending = [manifest.root]
+    while pending:
+        directory = pending.pop()
+        children = manifest.children(directory)
+        assert list(manifest.listing(directory)) == [
+            child if isinstance(child, ManifestDirectory)
+            else (child.name, child.size, child.last_modified, child.etag)
+            for child in children
+        ]
+        pending += [child for child in children if isinstance(child, ManifestDirectory)]

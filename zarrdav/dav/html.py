@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from html import escape
 from urllib.parse import quote
 
@@ -123,8 +124,9 @@ def _breadcrumbs(path: str, script_name: str) -> str:
 def _row(child: Resource) -> str:
     """One table row; the name links to the bare relative name only."""
     suffix = "/" if child.is_collection else ""
-    href = escape(quote(child.name, safe=_SEGMENT_SAFE) + suffix)
-    name = f'<a href="{href}">{escape(child.name + suffix)}</a>'
+    name = child.name
+    href = escape(quote(name, safe=_SEGMENT_SAFE) + suffix)
+    link = f'<a href="{href}">{escape(name + suffix)}</a>'
     kind = escape(child.kind)
     if child.details:
         kind += f' <span class="details">({escape(child.details)})</span>'
@@ -133,12 +135,15 @@ def _row(child: Resource) -> str:
     else:
         size = f'<td class="size" title="{child.size} bytes">{human_size(child.size)}</td>'
     return (
-        f"<tr><td>{name}</td><td>{kind}</td>{size}"
+        f"<tr><td>{link}</td><td>{kind}</td>{size}"
         f'<td class="time">{_time(child.created)}</td>'
         f'<td class="time">{_time(child.modified)}</td></tr>'
     )
 
 
+# Entries of a listing share few timestamps (chunks are written in bursts):
+# format each once.
+@lru_cache(maxsize=4096)
 def _time(value: datetime | None) -> str:
     """UTC for everyone; naive datetimes are taken to be UTC already."""
     if value is None:

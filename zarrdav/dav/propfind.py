@@ -24,6 +24,12 @@ from zarrdav.dav.resources import Resource
 
 MAX_BODY = 64 * 1024
 DAV = "DAV:"
+_PROPSTAT = "<D:propstat><D:prop>"
+_OK = "</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>"
+_NOT_FOUND = "</D:prop><D:status>HTTP/1.1 404 Not Found</D:status></D:propstat>"
+# What ``quote`` leaves as it is: most chunk keys (``0.1.2``) are made of
+# nothing else and need no quoting.
+_URL_SAFE = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~"
 
 
 class BadPropfind(ValueError):
@@ -59,7 +65,7 @@ def _iso_date(moment: datetime | None) -> str | None:
 # Each live property: its name and how to render its value (None: not defined here).
 PROPERTIES: dict[str, Callable[[Resource], str | None]] = {
     "creationdate": lambda r: _iso_date(r.created),
-    "displayname": lambda r: _text(r.name),
+    "displayname": lambda r: escape(r.name),
     "getcontentlength": lambda r: None if r.size is None else str(r.size),
     "getcontenttype": lambda r: _text(r.content_type),
     "getetag": lambda r: None if r.etag is None else escape(f'"{r.etag}"'),
@@ -92,54 +98,85 @@ def parse_propfind(body: bytes) -> PropfindRequest:
     return PropfindRequest(mode)
 
 
-def href(script_name: str, resource: Resource) -> str:
-    return escape(quote(f"{script_name}{resource.path}"))
-
-
 def render_multistatus(
     request: PropfindRequest, resources: Iterable[Resource], script_name: str
 ) -> bytes:
+    """One ``response`` per resource, every kind of resource alike."""
+    plan = _Plan.of(request)
+    href = _href_writer(script_name)
     parts = ['<?xml version="1.0" encoding="utf-8"?>\n<D:multistatus xmlns:D="DAV:">']
-    for resource in resources:
-        parts.append(f"<D:response><D:href>{href(script_name, resource)}</D:href>")
-        parts.append(_propstats(request, resource))
-        parts.append("</D:response>")
+    parts += [plan.response(href(resource.path), resource) for resource in resources]
     parts.append("</D:multistatus>\n")
     return "".join(parts).encode()
 
 
-def _propstats(request: PropfindRequest, resource: Resource) -> str:
-    found: list[str] = []
-    missing: list[str] = []
-    if request.mode == "propname":
-        for name, render in PROPERTIES.items():
-            if render(resource) is not None:
-                found.append(f"<D:{name}/>")
-    else:
-        wanted = list(PROPERTIES) if request.mode == "allprop" else []
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What a request asks of every resource, decided once before the first row."""
+
+    # (value, open tag, close tag, empty element) of each known property wanted, in answer order
+    properties: tuple[tuple[Callable[[Resource], str | None], str, str, str], ...]
+    unknown: str  # empty elements of the properties nobody defines: a 404 on every row
+    report_undefined: bool  # prop: a named property a resource lacks is a 404 as well
+    names_only: bool  # propname: the defined properties' names, no values
+
+    @classmethod
+    def of(cls, request: PropfindRequest) -> _Plan:
+        """Known properties keep the order asked (after all of them, for allprop)."""
+        wanted = [] if request.mode == "prop" else list(PROPERTIES)
+        unknown = []
         for tag in request.names:
             namespace, _, local = tag[1:].partition("}") if tag.startswith("{") else ("", "", tag)
             if namespace == DAV and local in PROPERTIES:
                 if local not in wanted:
                     wanted.append(local)
             else:
-                missing.append(_empty_element(namespace, local))
-        for name in wanted:
-            value = PROPERTIES[name](resource)
-            if value is not None:
-                found.append(f"<D:{name}>{value}</D:{name}>" if value else f"<D:{name}/>")
-            elif request.mode == "prop":
-                missing.append(f"<D:{name}/>")
-    out = []
-    if found:
-        out.append(_propstat(found, "200 OK"))
-    if missing:
-        out.append(_propstat(missing, "404 Not Found"))
-    return "".join(out)
+                unknown.append(_empty_element(namespace, local))
+        return cls(
+            tuple(
+                (PROPERTIES[name], f"<D:{name}>", f"</D:{name}>", f"<D:{name}/>") for name in wanted
+            ),
+            "".join(unknown),
+            request.mode == "prop",
+            request.mode == "propname",
+        )
+
+    def response(self, href: str, resource: Resource) -> str:
+        """The resource's ``response``: found properties, then those not found."""
+        found = []
+        missing = self.unknown
+        for value_of, open_tag, close_tag, empty in self.properties:
+            value = value_of(resource)
+            if value is None:
+                if self.report_undefined:
+                    missing += empty
+            elif value and not self.names_only:
+                found.append(f"{open_tag}{value}{close_tag}")
+            else:
+                found.append(empty)
+        ok = f"{_PROPSTAT}{''.join(found)}{_OK}" if found else ""
+        not_found = f"{_PROPSTAT}{missing}{_NOT_FOUND}" if missing else ""
+        return f"<D:response><D:href>{href}</D:href>{ok}{not_found}</D:response>"
 
 
-def _propstat(elements: list[str], status: str) -> str:
-    return f"<D:propstat><D:prop>{''.join(elements)}</D:prop><D:status>HTTP/1.1 {status}</D:status></D:propstat>"
+def _href_writer(script_name: str) -> Callable[[str], str]:
+    """``quote(script_name + path)``, which needs no XML escaping.
+
+    The quoted folder is kept from one path to the next: a listing's members
+    share it, and most of their names need no quoting.
+    """
+    folder: str | None = None
+    quoted = ""
+
+    def href(path: str) -> str:
+        nonlocal folder, quoted
+        parent, _, name = path.rpartition("/")
+        if parent != folder:
+            folder, quoted = parent, quote(f"{script_name}{parent}/")
+        # strip() leaves nothing exactly when every character is safe.
+        return f"{quoted}{quote(name) if name.strip(_URL_SAFE) else name}"
+
+    return href
 
 
 def _empty_element(namespace: str, local: str) -> str:

@@ -44,6 +44,11 @@ class Provider:
         route = parse_route(collection.path)
         if route is None:
             raise NotFound(f"nothing at {collection.path}")
+        if isinstance(route, ManifestRoute):
+            # A manifest lists in byte order, which is name order: no second
+            # sort of what may be 10,000 chunks.
+            root = zarr_version_path(route.zarr_id, route.checksum)
+            return self._zarrs.members(route.zarr_id, route.checksum, root, route.entry)
         if isinstance(route, DandisetsRoute | DandisetRoute | ReleasesRoute | VersionRoute):
             members = self._dandisets.members(route, collection)
         else:
@@ -82,7 +87,4 @@ class Provider:
                 return [Collection(f"{base}{name}/", kind) for name in listing.directories]
             case ZarrVersionsRoute(zarr_id=zarr_id):
                 return [self._zarrs.version(zarr_id, c) for c in self._manifests.checksums(zarr_id)]
-            case ManifestRoute(zarr_id=zarr_id, checksum=checksum, entry=entry):
-                root = zarr_version_path(zarr_id, checksum)
-                return self._zarrs.members(zarr_id, checksum, root, entry)
         raise NotFound(f"nothing at {collection.path}")

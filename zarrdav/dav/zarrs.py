@@ -47,11 +47,25 @@ class ZarrViews:
         return self._resource(zarr_id, root, found)
 
     def members(self, zarr_id: str, checksum: str, root: str, path: str) -> list[Resource]:
+        """The directory's children in name order, without redirect locations.
+
+        A listing only shows its members, and a Depth 1 PROPFIND may list
+        10,000 chunks: GET resolves an entry afresh through ``entry``.
+        """
         manifest = self.manifests.manifest(zarr_id, checksum)
         directory = manifest.lookup(path)
         if not isinstance(directory, ManifestDirectory):
             raise NotFound(f"no directory {path!r} in Zarr {zarr_id} as of {checksum}")
-        return [self._resource(zarr_id, root, child) for child in manifest.children(directory)]
+        prefix = f"{root}{directory.path}/" if directory.path else root
+        members: list[Resource] = []
+        for row in manifest.listing(directory):
+            if isinstance(row, ManifestDirectory):
+                members.append(self._resource(zarr_id, root, row))
+            else:
+                name, size, modified, etag = row
+                file = File(f"{prefix}{name}", "File", size=size, modified=modified, etag=etag)
+                members.append(file)
+        return members
 
     def _resource(self, zarr_id: str, root: str, entry: ManifestEntry) -> Resource:
         if isinstance(entry, ManifestDirectory):

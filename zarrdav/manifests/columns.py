@@ -28,6 +28,10 @@ class BytesColumn(Protocol):
 
     def text(self, index: int) -> str: ...
 
+    def texts(self, start: int, stop: int) -> list[str]:
+        """``text`` of each index in ``range(start, stop)``, at a fraction of the cost."""
+        ...
+
     @property
     def nbytes(self) -> int: ...
 
@@ -51,6 +55,11 @@ class PackedBytes:
 
     def text(self, index: int) -> str:
         return self[index].decode()
+
+    def texts(self, start: int, stop: int) -> list[str]:
+        blob, offsets = self._blob, self._offsets
+        ends = offsets[start + 1 : stop + 1]
+        return [blob[a:b].decode() for a, b in zip(offsets[start:stop], ends)]
 
     @property
     def nbytes(self) -> int:
@@ -79,6 +88,10 @@ class FixedBytes:
     def text(self, index: int) -> str:
         return self[index].decode()
 
+    def texts(self, start: int, stop: int) -> list[str]:
+        blob, width = self._blob, self._width
+        return [blob[i : i + width].decode() for i in range(start * width, stop * width, width)]
+
     @property
     def nbytes(self) -> int:
         return len(self._blob)
@@ -97,6 +110,10 @@ class HexDigests(FixedBytes):
 
     def text(self, index: int) -> str:
         return super().__getitem__(index).hex()
+
+    def texts(self, start: int, stop: int) -> list[str]:
+        digits = self._blob[start * 16 : stop * 16].hex()
+        return [digits[i : i + 32] for i in range(0, len(digits), 32)]
 
 
 class ColumnBuilder:

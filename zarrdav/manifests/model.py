@@ -12,6 +12,7 @@ from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from zarrdav.manifests.columns import BytesColumn
 
@@ -56,6 +57,9 @@ class ManifestDirectory:
 
 
 ManifestEntry = ManifestFile | ManifestDirectory
+
+# A file as a directory listing shows it: name, size, last modified, ETag.
+FileRow = tuple[str, int, datetime, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +154,37 @@ class Manifest:
         # Both runs are sorted already: Timsort merges them in linear time.
         return sorted([*subdirs, *entries], key=_name_key)
 
+    def listing(self, directory: ManifestDirectory) -> Iterator[ManifestDirectory | FileRow]:
+        """The directory's subdirectories and file rows, in the order of ``children``.
+
+        For listings of thousands of chunks: a tuple per file, no version id,
+        and one shared datetime per distinct timestamp.
+        """
+        dirs, names = self._dirs, self._files.names
+        prefix = f"{directory.path}/" if directory.path else ""
+        position = dirs.first_file[directory.index]
+        end = position + dirs.file_count[directory.index]
+        first = dirs.first_child[directory.index]
+        for index in range(first, first + dirs.child_count[directory.index]):
+            # Subdirectories are few: place each among the files by a binary
+            # search, ahead of a file of the same name, as ``children`` sorts.
+            name = dirs.names[index]
+            key = name.encode()
+            stop = bisect.bisect_left(names, key, position, end)  # type: ignore[call-overload]
+            yield from self._file_rows(position, stop)
+            yield ManifestDirectory(prefix + name, index)
+            position = stop
+        yield from self._file_rows(position, end)
+
+    def _file_rows(self, start: int, stop: int) -> Iterator[FileRow]:
+        files = self._files
+        return zip(
+            files.names.texts(start, stop),
+            files.sizes[start:stop],
+            map(_moment, files.mtimes[start:stop]),
+            files.etags.texts(start, stop),
+        )
+
     def files(self) -> Iterator[ManifestFile]:
         """Every file of the Zarr, depth first."""
         stack = [self.root]
@@ -181,10 +216,16 @@ class Manifest:
         return ManifestFile(
             path=path,
             version_id=files.version_ids.text(index),
-            last_modified=datetime.fromtimestamp(files.mtimes[index], UTC),
+            last_modified=_moment(files.mtimes[index]),
             size=files.sizes[index],
             etag=files.etags.text(index),
         )
+
+
+# Chunks are written in bursts: a listing's entries share few timestamps.
+@lru_cache(maxsize=4096)
+def _moment(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
 
 
 def _name_key(entry: ManifestEntry) -> bytes:

@@ -1,0 +1,41 @@
+"""Multistatus rows without a server: the shortcuts listings take must not show.
+
+Hrefs skip quoting names made of characters ``quote`` keeps, and reuse a
+folder's quoted form; chunk keys get their content type from their
+extension alone. Either way the answer must be what the plain calls give.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import xml.etree.ElementTree as ET
+from urllib.parse import quote
+
+import pytest
+
+from zarrdav.dav.propfind import PropfindRequest, render_multistatus
+from zarrdav.dav.resources import Collection, File, Resource, guess_content_type
+
+# Safe as they are, then each needing quoting for a different reason.
+NAMES = ["0.1.2", "17", "~a_b-c.", "a b", "100%", "\u00e9t\u00e9", "a&b<c>'\"", "x:y", "#?", "+=;,@"]
+
+
+@pytest.mark.parametrize("script_name", ["", "/mount", "/my mount/\u00fc"])
+def test_hrefs_are_the_quoted_paths(script_name: str) -> None:
+    resources: list[Resource] = [Collection("/", "Directory"), Collection("/a b/", "Directory")]
+    for folder in ("/a b/", "/a b/0.1.2/", "/a b/"):  # a folder, its subfolder, and back
+        resources += [File(f"{folder}{name}", "File") for name in NAMES]
+        resources += [Collection(f"{folder}{name}/", "Directory") for name in NAMES]
+    request = PropfindRequest("prop", ("{DAV:}displayname",))
+    answer = render_multistatus(request, resources, script_name)
+    hrefs = [element.text for element in ET.fromstring(answer).iter("{DAV:}href")]
+    assert hrefs == [quote(f"{script_name}{resource.path}") for resource in resources]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["0", "17", "0.1.2", "4.5.123", "1.", "1..2", ".5", "..5", "0.mp3", "c.0.0", "a.nwb", "x"],
+)
+def test_content_types_are_what_mimetypes_guesses(name: str) -> None:
+    expected = mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
+    assert guess_content_type(name) == expected
