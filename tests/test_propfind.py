@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import pytest
 
+from zarrdav.dav.formats import quote_url
 from zarrdav.dav.propfind import PropfindRequest, render_multistatus
 from zarrdav.dav.resources import Collection, File, Resource, guess_content_type
 
@@ -39,3 +40,9 @@ def test_hrefs_are_the_quoted_paths(script_name: str) -> None:
 def test_content_types_are_what_mimetypes_guesses(name: str) -> None:
     expected = mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
     assert guess_content_type(name) == expected
+
+
+@pytest.mark.parametrize("safe", ["/", ""])
+@pytest.mark.parametrize("text", [*NAMES, "a/b c/d", "3/0.1", "", "v1.Abc_d-e~F", "a+b/c=="])
+def test_quote_url_is_quote(text: str, safe: str) -> None:
+    assert quote_url(text, safe) == quote(text, safe)

@@ -8,11 +8,9 @@ answer with its status (see ``zarrdav.errors``).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from email.utils import format_datetime
-from datetime import UTC
 from typing import Any
-from urllib.parse import quote
 
+from zarrdav.dav.formats import http_date, quote_url
 from zarrdav.dav.html import render_listing
 from zarrdav.dav.propfind import BadPropfind, parse_propfind, render_multistatus, MAX_BODY
 from zarrdav.dav.provider import Provider
@@ -96,7 +94,7 @@ class Handlers:
         script_name = environ.get("SCRIPT_NAME", "").rstrip("/")
         if isinstance(resource, Collection):
             if not path.endswith("/"):
-                location = quote(f"{script_name}{path}/")
+                location = quote_url(f"{script_name}{path}/")
                 if environ.get("QUERY_STRING"):
                     location += f"?{environ['QUERY_STRING']}"
                 return _redirect(start_response, 301, location)
@@ -163,7 +161,7 @@ def _validators(resource: Resource) -> list[tuple[str, str]]:
     if resource.etag is not None:
         headers.append(("ETag", f'"{resource.etag}"'))
     if resource.modified is not None:
-        headers.append(("Last-Modified", format_datetime(resource.modified.astimezone(UTC), usegmt=True)))
+        headers.append(("Last-Modified", http_date(resource.modified)))
     return headers
 
 

@@ -10,16 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import format_datetime
-from functools import lru_cache
-from urllib.parse import quote
 from xml.etree.ElementTree import ParseError
 from xml.sax.saxutils import escape
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
+from zarrdav.dav.formats import http_date, iso_date, quote_url
 from zarrdav.dav.resources import Resource
 
 MAX_BODY = 64 * 1024
@@ -27,9 +24,6 @@ DAV = "DAV:"
 _PROPSTAT = "<D:propstat><D:prop>"
 _OK = "</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>"
 _NOT_FOUND = "</D:prop><D:status>HTTP/1.1 404 Not Found</D:status></D:propstat>"
-# What ``quote`` leaves as it is: most chunk keys (``0.1.2``) are made of
-# nothing else and need no quoting.
-_URL_SAFE = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~"
 
 
 class BadPropfind(ValueError):
@@ -48,28 +42,14 @@ def _text(value: str | None) -> str | None:
     return None if value is None else escape(value)
 
 
-# Entries of a listing share few timestamps (chunks are written in bursts):
-# format each once.
-@lru_cache(maxsize=4096)
-def _http_date(moment: datetime | None) -> str | None:
-    return None if moment is None else format_datetime(moment.astimezone(UTC), usegmt=True)
-
-
-@lru_cache(maxsize=4096)
-def _iso_date(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 # Each live property: its name and how to render its value (None: not defined here).
 PROPERTIES: dict[str, Callable[[Resource], str | None]] = {
-    "creationdate": lambda r: _iso_date(r.created),
+    "creationdate": lambda r: None if r.created is None else iso_date(r.created),
     "displayname": lambda r: escape(r.name),
     "getcontentlength": lambda r: None if r.size is None else str(r.size),
     "getcontenttype": lambda r: _text(r.content_type),
     "getetag": lambda r: None if r.etag is None else escape(f'"{r.etag}"'),
-    "getlastmodified": lambda r: _http_date(r.modified),
+    "getlastmodified": lambda r: None if r.modified is None else http_date(r.modified),
     "resourcetype": lambda r: "<D:collection/>" if r.is_collection else "",
 }
 
@@ -172,9 +152,8 @@ def _href_writer(script_name: str) -> Callable[[str], str]:
         nonlocal folder, quoted
         parent, _, name = path.rpartition("/")
         if parent != folder:
-            folder, quoted = parent, quote(f"{script_name}{parent}/")
-        # strip() leaves nothing exactly when every character is safe.
-        return f"{quoted}{quote(name) if name.strip(_URL_SAFE) else name}"
+            folder, quoted = parent, quote_url(f"{script_name}{parent}/")
+        return f"{quoted}{quote_url(name)}"
 
     return href
 

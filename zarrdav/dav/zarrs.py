@@ -8,8 +8,8 @@ pinned Zarr asset under ``/dandisets/``: only the path it is shown under
 from __future__ import annotations
 
 from datetime import datetime
-from urllib.parse import quote
 
+from zarrdav.dav.formats import quote_url
 from zarrdav.dav.resources import Collection, File, Resource
 from zarrdav.errors import NotFound
 from zarrdav.manifests.cache import ManifestCache
@@ -74,8 +74,8 @@ class ZarrViews:
 
     def _file(self, zarr_id: str, root: str, file: ManifestFile) -> File:
         location = (
-            f"{self._zarr_base_url}/{zarr_id}/{quote(file.path)}"
-            f"?versionId={quote(file.version_id, safe='')}"
+            f"{self._zarr_base_url}/{zarr_id}/{quote_url(file.path)}"
+            f"?versionId={quote_url(file.version_id, safe='')}"
         )
         return File(
             f"{root}{file.path}",
