@@ -14,7 +14,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote
 
@@ -61,27 +61,31 @@ def wire_path(environ: dict[str, Any]) -> str:
 def logged(app: WSGIApp, requests: RequestLog) -> WSGIApp:
     """One log line per request, and a plain 500 instead of any traceback."""
 
-    def answer(environ: dict[str, Any], start_response: StartResponse) -> Iterator[bytes]:
+    def answer(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()
-        status = ["-"]
+        status = "-"
 
         def start(code: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            status[0] = code[:3]
+            nonlocal status
+            status = code[:3]
             return start_response(code, headers, exc_info)
 
         try:
-            yield from app(environ, start)
+            # zarrdav's answers are whole in memory: taking them as a list
+            # lets the time and any failure of the answer count here.
+            return list(app(environ, start))
         except Exception:
             log.exception("internal error on %s %s", environ["REQUEST_METHOD"], environ.get("PATH_INFO"))
-            if status[0] == "-":
-                status[0] = "500"
-                body = b"internal error\n"
-                start_response("500 Internal Server Error", [
-                    ("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
-                    ("Access-Control-Allow-Origin", "*")])
-                yield b"" if environ["REQUEST_METHOD"] == "HEAD" else body
+            if status != "-":
+                raise  # too late for a 500: the server drops the connection
+            status = "500"
+            body = b"internal error\n"
+            start_response("500 Internal Server Error", [
+                ("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
+                ("Access-Control-Allow-Origin", "*")])
+            return [b"" if environ["REQUEST_METHOD"] == "HEAD" else body]
         finally:
-            requests.write(environ["REQUEST_METHOD"], wire_path(environ), status[0],
+            requests.write(environ["REQUEST_METHOD"], wire_path(environ), status,
                            (time.perf_counter() - started) * 1000, environ.get("zarrdav.error"))
 
     return answer

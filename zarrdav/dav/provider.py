@@ -22,6 +22,9 @@ from zarrdav.routes import (
 )
 
 
+_DANDISET_ROUTES = (DandisetsRoute, DandisetRoute, ReleasesRoute, VersionRoute)
+
+
 class Provider:
     """Answers "what is at this path" and "what is in this collection"."""
 
@@ -35,7 +38,7 @@ class Provider:
         route = parse_route(path)
         if route is None:
             raise NotFound(f"nothing at {path}")
-        if isinstance(route, DandisetsRoute | DandisetRoute | ReleasesRoute | VersionRoute):
+        if isinstance(route, _DANDISET_ROUTES):
             return self._dandisets.resource(route, path)
         return self._zarrs_resource(route, path)
 
@@ -49,7 +52,7 @@ class Provider:
             # sort of what may be 10,000 chunks.
             root = zarr_version_path(route.zarr_id, route.checksum)
             return self._zarrs.members(route.zarr_id, route.checksum, root, route.entry)
-        if isinstance(route, DandisetsRoute | DandisetRoute | ReleasesRoute | VersionRoute):
+        if isinstance(route, _DANDISET_ROUTES):
             members = self._dandisets.members(route, collection)
         else:
             members = self._zarrs_members(route, collection)
@@ -58,6 +61,11 @@ class Provider:
     def _zarrs_resource(self, route: Route, path: str) -> Resource:
         slashed = path if path.endswith("/") else f"{path}/"
         match route:
+            # Entries first: nearly every request is a chunk GET.
+            case ManifestRoute(zarr_id=zarr_id, checksum=checksum, entry=entry) if entry:
+                return self._zarrs.entry(zarr_id, checksum, zarr_version_path(zarr_id, checksum), entry)
+            case ManifestRoute(zarr_id=zarr_id, checksum=checksum):
+                return self._zarrs.version(zarr_id, checksum)
             case RootRoute() | ZarrsRoute():
                 return Collection(slashed, "Directory")
             case ZarrPrefixRoute(prefix=prefix):
@@ -67,10 +75,6 @@ class Provider:
                 if not self._manifests.checksums(zarr_id):
                     raise NotFound(f"no manifests for Zarr {zarr_id}")
                 return Collection(slashed, "Zarr")
-            case ManifestRoute(zarr_id=zarr_id, checksum=checksum, entry=""):
-                return self._zarrs.version(zarr_id, checksum)
-            case ManifestRoute(zarr_id=zarr_id, checksum=checksum, entry=entry):
-                return self._zarrs.entry(zarr_id, checksum, zarr_version_path(zarr_id, checksum), entry)
         raise NotFound(f"nothing at {path}")
 
     def _zarrs_members(self, route: Route, collection: Collection) -> list[Resource]:

@@ -1,0 +1,83 @@
+"""The request log middleware: one line per request, a plain 500 for any bug.
+
+It writes its lines straight to a file descriptor (not through ``logging``),
+so these tests read what lands in a pipe.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import pytest
+
+from zarrdav.requestlog import RequestLog, logged
+
+LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO zarrdav: (?P<rest>.*)\n")
+
+
+@pytest.fixture
+def pipe() -> Iterator[tuple[int, int]]:
+    read, write = os.pipe()
+    yield read, write
+    os.close(read)
+    os.close(write)
+
+
+@pytest.fixture(autouse=True)
+def info_level() -> Iterator[None]:
+    logger = logging.getLogger("zarrdav")
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    yield
+    logger.setLevel(level)
+
+
+def call(app: Callable[..., Iterable[bytes]], method: str, path: str) -> tuple[str, list[tuple[str, str]], bytes]:
+    answered: list[Any] = []
+    body = b"".join(app({"REQUEST_METHOD": method, "PATH_INFO": path},
+                        lambda status, headers, exc_info=None: answered.extend((status, headers))))
+    return answered[0], answered[1], body
+
+
+def test_each_request_is_one_line_with_method_wire_path_status_and_time(pipe: tuple[int, int]) -> None:
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        start_response("307 Temporary Redirect", [("Location", "http://s3/x")])
+        return [b""]
+
+    wrapped = logged(app, RequestLog(pipe[1]))
+    call(wrapped, "GET", "/zarrs/0.1.2")
+    call(wrapped, "HEAD", "/a b\n\u00c3\u00a9")  # "é" as WSGI gives it (latin-1); a newline stays encoded
+    lines = os.read(pipe[0], 65536).decode().splitlines(keepends=True)
+    rests = [LINE.fullmatch(line).group("rest") for line in lines]  # type: ignore[union-attr]
+    assert [rest.rsplit(" ", 1)[0] for rest in rests] == ["GET /zarrs/0.1.2 307", "HEAD /a%20b%0A%C3%A9 307"]
+    assert all(re.fullmatch(r"\d+\.\dms", rest.rsplit(" ", 1)[1]) for rest in rests)
+
+
+def test_a_bug_is_a_plain_500_and_a_traceback_in_the_log(
+    pipe: tuple[int, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        raise RuntimeError("secret detail")
+
+    status, headers, body = call(logged(broken, RequestLog(pipe[1])), "GET", "/zarrs/")
+    assert (status, body) == ("500 Internal Server Error", b"internal error\n")
+    assert ("Content-Type", "text/plain; charset=utf-8") in headers
+    assert "RuntimeError: secret detail" in caplog.text
+    assert LINE.fullmatch(os.read(pipe[0], 65536).decode()).group("rest").startswith("GET /zarrs/ 500 ")  # type: ignore[union-attr]
+
+
+def test_no_lines_above_info(pipe: tuple[int, int]) -> None:
+    logging.getLogger("zarrdav").setLevel(logging.WARNING)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        start_response("200 OK", [])
+        return [b"x"]
+
+    assert call(logged(app, RequestLog(pipe[1])), "GET", "/")[2] == b"x"
+    os.set_blocking(pipe[0], False)
+    with pytest.raises(BlockingIOError):
+        os.read(pipe[0], 1)
