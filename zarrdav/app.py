@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -32,6 +33,7 @@ from zarrdav.live import LiveZarrs
 from zarrdav.dav.handlers import Handlers
 from zarrdav.dav.provider import Provider
 from zarrdav.manifests.cache import ManifestCache
+from zarrdav.manifests.index import ManifestIndex
 from zarrdav.manifests.trees import open_tree
 
 log = logging.getLogger("zarrdav")
@@ -72,7 +74,11 @@ def create_app(settings: Settings) -> WSGIApp:
         s3_endpoint_url=settings.s3_endpoint_url or None,
         s3_anonymous=settings.s3_anonymous,
     )
-    cache = ManifestCache(tree, settings.manifest_cache_mb * 2**20, settings.listing_ttl)
+    index_dir = Path(settings.index_dir).expanduser()
+    index = (
+        ManifestIndex(index_dir, settings.index_max_mb * 2**20, tree.root) if settings.index_dir else None
+    )
+    cache = ManifestCache(tree, settings.manifest_cache_mb * 2**20, settings.listing_ttl, index)
     zarrs = ZarrViews(cache, settings.zarr_base_url)
     archive = ArchiveClient(
         settings.api_url,
