@@ -6,9 +6,13 @@ COPY pyproject.toml README.md LICENSE ./
 COPY zarrdav ./zarrdav
 COPY config ./config
 RUN pip install --no-cache-dir . \
-    && useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin zarrdav
+    && useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin zarrdav \
+    && install -d -o zarrdav /var/cache/zarrdav
 
 USER zarrdav
 EXPOSE 8080
 ENV ZARRDAV_CONFIG=/app/config/dandi.toml
+# The user has no home for the default ~/.cache: keep the manifest index here
+# (a volume on /var/cache/zarrdav keeps it across containers, too).
+ENV ZARRDAV_INDEX_DIR=/var/cache/zarrdav/manifests
 CMD ["zarrdav", "serve", "--host", "0.0.0.0", "--port", "8080"]

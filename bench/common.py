@@ -117,10 +117,12 @@ def _accepts(port: int) -> bool:
     return True
 
 
-def start_zarrdav(manifest_root: Path, log: Path, *options: str) -> Server:
-    """``zarrdav serve`` on a free port over the local tree ``manifest_root``."""
+def start_zarrdav(manifest_root: Path, log: Path, *options: str, index_dir: Path) -> Server:
+    """``zarrdav serve`` on a free port over the local tree ``manifest_root``,
+    keeping its manifest index in ``index_dir`` (a temporary one, never the user's)."""
     workers = int(options[options.index("--workers") + 1]) if "--workers" in options else 1
-    command = [*ZARRDAV, "--manifest-root", str(manifest_root), *options]
+    command = [*ZARRDAV, "--manifest-root", str(manifest_root), "--index-dir", str(index_dir),
+               *options]
     return start_server(command, log, processes=workers)
 
 

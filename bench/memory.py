@@ -76,7 +76,9 @@ def run(manifests: int = 200, duration: float = 120.0, cache_mb: int = 64) -> li
         work = Path(folder)
         requests, working_set = _tree(work, manifests)
         options = ("--manifest-cache-mb", str(cache_mb))
-        with start_zarrdav(work / "tree", work / "zarrdav.log", *options) as server:
+        with start_zarrdav(
+            work / "tree", work / "zarrdav.log", *options, index_dir=work / "index"
+        ) as server:
             baseline = rss(server.pid)
             # A process, not a thread: run_load forks, and forking beside threads is unsafe.
             context = multiprocessing.get_context("fork")

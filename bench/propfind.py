@@ -67,7 +67,9 @@ def run(files: int = 10_000, requests: int = 20) -> list[Figure]:
         zarr_id, checksum = fake_zarr_id("propfind"), fake_checksum("propfind", files + 3)
         write_manifest(manifest_file(tree, zarr_id, checksum), files, flat=True)
         _disk_copy(work / "disk", files)
-        zarrdav = servers.enter_context(start_zarrdav(tree, work / "zarrdav.log"))
+        zarrdav = servers.enter_context(
+            start_zarrdav(tree, work / "zarrdav.log", index_dir=work / "index")
+        )
         config = work / "rclone.conf"
         config.touch()
         rclone_port = free_port()

@@ -93,7 +93,8 @@ def _workers(tree: Path, work: Path, requests: list[Request], threads: int, seco
     measured = []
     for workers in (1, 2):
         with start_zarrdav(tree, work / f"workers-{workers}.log", "--workers", str(workers),
-                           "--threads", str(threads), "--log-level", log_level) as server:
+                           "--threads", str(threads), "--log-level", log_level,
+                           index_dir=work / "index") as server:
             for _ in range(4 * workers):  # the kernel spreads connections over workers
                 _warm(server.port, requests)
             measured.append(_measure(server, requests, CLIENTS[-1], seconds))
@@ -111,7 +112,8 @@ def run(
         manifest = write_manifest(manifest_file(tree, zarr_id, checksum), entries)
         requests = _redirect_paths(manifest, zarr_url(zarr_id, checksum))
         zarrdav = servers.enter_context(start_zarrdav(
-            tree, work / "zarrdav.log", "--threads", str(threads), "--log-level", log_level))
+            tree, work / "zarrdav.log", "--threads", str(threads), "--log-level", log_level,
+            index_dir=work / "index"))
         headers = _warm(zarrdav.port, requests)
         bare = servers.enter_context(start_server(
             [sys.executable, str(BENCH / "bare_server.py"), str(threads), "307 Temporary Redirect",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import random
+from datetime import UTC, datetime, timedelta
 
 from zarrdav.manifests.checksum import zarr_checksum
 from zarrdav.manifests.model import ManifestFile
@@ -41,3 +42,28 @@ def sample_manifest() -> tuple[str, bytes]:
     files = sample_files()
     checksum = zarr_checksum((f.path, f.size, f.etag) for f in files)
     return checksum, render_manifest(files, checksum)
+
+
+def varied_files(seed: int) -> dict[str, ManifestFile]:
+    """A random tree of odd names (dots, dashes, non-ASCII) and odd values:
+    version ids of two widths, multipart ETags, sizes from 0 to a petabyte."""
+    rng = random.Random(seed)
+    alphabet = "abc019._-é"
+    files: dict[str, ManifestFile] = {}
+    for _ in range(400):
+        depth = rng.randint(0, 4)
+        parts = ["".join(rng.choices(alphabet, k=rng.randint(1, 6))) for _ in range(depth + 1)]
+        path = "/".join(parts)
+        if any(p in (".", "..") for p in parts) or any(
+            f.startswith(path + "/") or path.startswith(f + "/") for f in files
+        ):
+            continue
+        etag = rng.choice([f"{rng.getrandbits(128):032x}", f"{rng.getrandbits(128):032x}-{rng.randint(2, 9)}"])
+        files[path] = ManifestFile(
+            path=path,
+            version_id="".join(rng.choices("AZaz09._", k=rng.choice([32, 32, 32, 20]))),
+            last_modified=WHEN + timedelta(seconds=rng.randint(0, 10**8)),
+            size=rng.choice([0, 1, rng.randint(0, 10**15)]),
+            etag=etag,
+        )
+    return files

@@ -121,14 +121,19 @@ def zarrdav_server(
     Its output goes to ``log`` (default a temporary file) so a failed start can
     say why and tests can read the request log. It is configured by ``args``
     and ``env`` alone: the caller's ZARRDAV_* variables (ZARRDAV_UPDATE_GOLDEN,
-    say) would be unknown settings to it.
+    say) would be unknown settings to it. Its manifest index is a fresh
+    temporary directory, never the user's, unless ``args`` give ``--index-dir``.
     """
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "zarrdav", "serve", "--host", "127.0.0.1", "--port", str(port)]
     environment = {k: v for k, v in os.environ.items() if not k.startswith("ZARRDAV_")}
     environment.update(env or {})
-    with (log.open("w+b") if log is not None else tempfile.TemporaryFile()) as output:
+    with (
+        tempfile.TemporaryDirectory(prefix="zarrdav-index-") as index,
+        (log.open("w+b") if log is not None else tempfile.TemporaryFile()) as output,
+    ):
+        environment.setdefault("ZARRDAV_INDEX_DIR", index)
         process = subprocess.Popen(
             [*command, *args], stdout=output, stderr=subprocess.STDOUT, env=environment
         )

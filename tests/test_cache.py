@@ -14,7 +14,8 @@ from zarrdav.errors import NotFound
 from zarrdav.manifests.cache import ManifestCache
 from zarrdav.manifests.layout import manifest_path
 from zarrdav.manifests.model import Manifest
-from zarrdav.manifests.trees import LocalTree
+from zarrdav.manifests.reader import read_manifest
+from zarrdav.manifests.trees import LocalTree, Reader
 
 ZARRS = [f"{n:03d}abc-0000-4000-8000-000000000000" for n in range(4)]
 
@@ -27,11 +28,11 @@ class CountingTree(LocalTree):
         self.fetches = 0
         self._lock = threading.Lock()
 
-    def fetch_manifest(self, zarr_id: str, checksum: str) -> Manifest:
+    def fetch_manifest(self, zarr_id: str, checksum: str, read: Reader = read_manifest) -> Manifest:
         with self._lock:
             self.fetches += 1
         time.sleep(0.2)
-        return super().fetch_manifest(zarr_id, checksum)
+        return super().fetch_manifest(zarr_id, checksum, read)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from zarrdav.errors import ManifestError
 from zarrdav.manifests.model import Manifest, ManifestDirectory, ManifestFile
 from zarrdav.manifests.reader import parse_manifest, read_manifest_file
-from tests.manifests import WHEN, sample_files, sample_manifest
+from tests.manifests import WHEN, sample_files, sample_manifest, varied_files
 
 DOC_EXAMPLE = b"""{
  "schemaVersion": 2,
@@ -196,30 +196,13 @@ def test_fast_path_matches_full_path_on_varied_manifests(seed: int, monkeypatch:
     """Random trees, odd values and tiny blocks (many block boundaries): both paths agree."""
     import io
     import random
-    from datetime import timedelta
 
     from zarrdav.manifests import reader
     from zarrdav.manifests.writer import render_manifest
 
-    rng = random.Random(seed)
-    alphabet = "abc019._-é"
-    files: dict[str, ManifestFile] = {}
-    for n in range(400):
-        depth = rng.randint(0, 4)
-        parts = ["".join(rng.choices(alphabet, k=rng.randint(1, 6))) for _ in range(depth + 1)]
-        path = "/".join(parts)
-        if any(p in (".", "..") for p in parts) or any(f.startswith(path + "/") or path.startswith(f + "/") for f in files):
-            continue
-        etag = rng.choice([f"{rng.getrandbits(128):032x}", f"{rng.getrandbits(128):032x}-{rng.randint(2, 9)}"])
-        files[path] = ManifestFile(
-            path=path,
-            version_id="".join(rng.choices("AZaz09._", k=rng.choice([32, 32, 32, 20]))),
-            last_modified=WHEN + timedelta(seconds=rng.randint(0, 10**8)),
-            size=rng.choice([0, 1, rng.randint(0, 10**15)]),
-            etag=etag,
-        )
+    files = varied_files(seed)
     body = render_manifest(files.values(), "0" * 32 + "-1--1")
-    monkeypatch.setattr(reader, "_CHUNK", rng.randint(200, 2000))
+    monkeypatch.setattr(reader, "_CHUNK", random.Random(seed).randint(200, 2000))
     fast = reader._parse_fast(io.BytesIO(body), "varied")
     full = reader._parse_full(body, "varied")
     assert sorted(fast.files(), key=lambda f: f.path) == sorted(files.values(), key=lambda f: f.path)

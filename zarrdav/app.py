@@ -12,6 +12,7 @@ per request.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -29,6 +30,7 @@ from zarrdav.live import LiveZarrs
 from zarrdav.dav.handlers import Handlers
 from zarrdav.dav.provider import Provider
 from zarrdav.manifests.cache import ManifestCache
+from zarrdav.manifests.index import ManifestIndex
 from zarrdav.manifests.trees import open_tree
 from zarrdav.requestlog import RequestLog, logged
 
@@ -69,7 +71,11 @@ def create_app(settings: Settings) -> WSGIApp:
         s3_endpoint_url=settings.s3_endpoint_url or None,
         s3_anonymous=settings.s3_anonymous,
     )
-    cache = ManifestCache(tree, settings.manifest_cache_mb * 2**20, settings.listing_ttl)
+    index_dir = Path(settings.index_dir).expanduser()
+    index = (
+        ManifestIndex(index_dir, settings.index_max_mb * 2**20, tree.root) if settings.index_dir else None
+    )
+    cache = ManifestCache(tree, settings.manifest_cache_mb * 2**20, settings.listing_ttl, index)
     zarrs = ZarrViews(cache, settings.zarr_base_url)
     archive = ArchiveClient(
         settings.api_url,

@@ -36,6 +36,8 @@ class Settings:
     blob_redirect: str = "archive"
     missing_manifest: str = "live-draft"
     manifest_cache_mb: int = 1024
+    index_dir: str = "~/.cache/zarrdav/manifests"
+    index_max_mb: int = 10240
     listing_ttl: float = 300.0
     upstream_timeout: float = 30.0
     s3_endpoint_url: str = ""
@@ -58,6 +60,9 @@ HELP = {
     "missing_manifest": "a Zarr asset without a manifest: live-draft (live listing under draft, "
     "503 elsewhere) or error (503 everywhere)",
     "manifest_cache_mb": "memory for parsed manifests, in MiB",
+    "index_dir": "directory keeping parsed manifests across restarts (shared by workers); "
+    "empty: none",
+    "index_max_mb": "disk space for index_dir, in MiB; the least recently used go first",
     "listing_ttl": "seconds a manifest-tree folder listing is reused",
     "upstream_timeout": "seconds to wait for the manifest tree and the archive API",
     "s3_endpoint_url": "S3 endpoint for an s3:// manifest root (default AWS)",

@@ -90,6 +90,7 @@ def _start_upstreams(stack: ExitStack, host: str, port: int, s3_port: int) -> Se
         zarr_base_url=f"{s3_base_url}/zarr",
         api_url=api_url,
         blob_redirect="s3",  # one hop to S3: davfs2 follows no more
+        index_dir=str(workdir / "index"),
     )
 
 

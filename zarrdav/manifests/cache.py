@@ -4,31 +4,59 @@ Manifests are immutable (named by their checksum), so a parsed one is kept
 until memory is needed and never revalidated; the cache is weighted by each
 manifest's memory size. When many requests miss the same manifest at once,
 one of them fetches and parses it and the others wait for that result.
+Behind the memory cache, an optional on-disk index keeps parsed manifests
+across restarts: a miss looks there before fetching, and a parsed manifest
+is saved there and then served from the saved (memory-mapped) copy, so the
+memory the parse built is freed at once.
 Folder listings of the tree can change (new manifests appear), so they are
 reused for a TTL only.
 """
 
 from __future__ import annotations
 
+import ctypes
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
+from typing import IO
 
 from cachetools import LRUCache, TTLCache
 
+from zarrdav.manifests.index import ManifestIndex
 from zarrdav.manifests.layout import manifest_checksums, zarr_prefix
 from zarrdav.manifests.model import Manifest
+from zarrdav.manifests.reader import read_manifest
 from zarrdav.manifests.trees import Listing, ManifestTree
+
+# glibc keeps memory freed below its mmap threshold for reuse: after a large
+# parse, tens of MB the process may not need again. malloc_trim returns them.
+try:
+    _MALLOC_TRIM: Callable[[int], int] | None = ctypes.CDLL(None).malloc_trim
+except (OSError, AttributeError):  # not glibc
+    _MALLOC_TRIM = None
+
+# Parsing is CPU bound (more parses than cores only share them) and holds a
+# manifest's transient parsing memory plus its columns until it is indexed,
+# about 110 MB at the peak for the largest: bounding parses at once bounds
+# that peak when many distinct manifests miss together. Downloads (HTTP or S3
+# trees) happen before a parse takes its slot, so they are not held up.
+PARSES_AT_ONCE = 2
 
 
 class ManifestCache:
-    def __init__(self, tree: ManifestTree, max_bytes: int, listing_ttl: float) -> None:
+    def __init__(
+        self, tree: ManifestTree, max_bytes: int, listing_ttl: float,
+        index: ManifestIndex | None = None,
+    ) -> None:
         self.tree = tree
+        self._index = index
         self._manifests: LRUCache[tuple[str, str], Manifest] = LRUCache(
             maxsize=max_bytes, getsizeof=lambda manifest: manifest.nbytes
         )
         self._listings: TTLCache[str, Listing] = TTLCache(maxsize=4096, ttl=listing_ttl)
         self._loading: dict[tuple[str, str], Future[Manifest]] = {}
         self._lock = threading.Lock()
+        self._parsing = threading.BoundedSemaphore(PARSES_AT_ONCE)
 
     def manifest(self, zarr_id: str, checksum: str) -> Manifest:
         key = (zarr_id, checksum)
@@ -42,7 +70,7 @@ class ManifestCache:
                 loading = self._loading[key] = Future()
         if owner:
             try:
-                manifest = self.tree.fetch_manifest(zarr_id, checksum)
+                manifest = self._load(zarr_id, checksum)
             except BaseException as error:
                 loading.set_exception(error)
             else:
@@ -54,6 +82,23 @@ class ManifestCache:
                 with self._lock:
                     del self._loading[key]
         return loading.result()
+
+    def _load(self, zarr_id: str, checksum: str) -> Manifest:
+        """The manifest from the index if it is there, else fetched, parsed and indexed."""
+        index = self._index
+        indexed = index.load(zarr_id, checksum) if index is not None else None
+        if indexed is not None:
+            return indexed
+
+        def parse(stream: IO[bytes], source: str) -> Manifest:
+            with self._parsing:
+                manifest = read_manifest(stream, source)
+                if index is not None and index.save(zarr_id, checksum, manifest):
+                    manifest = index.load(zarr_id, checksum) or manifest  # the parsed copy goes
+                _trim_heap()
+                return manifest
+
+        return self.tree.fetch_manifest(zarr_id, checksum, parse)
 
     def listing(self, path: str) -> Listing:
         with self._lock:
@@ -67,3 +112,9 @@ class ManifestCache:
 
     def checksums(self, zarr_id: str) -> list[str]:
         return manifest_checksums(self.listing(zarr_prefix(zarr_id)).files)
+
+
+def _trim_heap() -> None:
+    """Hand memory a parse freed back to the system (glibc only)."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)

@@ -11,9 +11,14 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable
 from itertools import accumulate
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
 import numpy as np
+
+# Values live in memory built by the reader, or in a view of a mapped index file.
+Buffer: TypeAlias = bytes | bytearray | memoryview
+# Integers: an ``array`` when built, a ``memoryview.cast`` of a mapped file when loaded.
+IntArray: TypeAlias = "array[int] | memoryview"
 
 _LOWER_HEX = b"0123456789abcdef"
 _MD5_HEX_LENGTH = 32
@@ -37,64 +42,75 @@ class BytesColumn(Protocol):
 
 
 class PackedBytes:
-    """Byte strings of any length: one buffer and an offsets array."""
+    """Byte strings of any length: one buffer, and ``count + 1`` offsets into it
+    (value ``i`` is ``blob[offsets[i]:offsets[i + 1]]``)."""
 
-    __slots__ = ("_blob", "_offsets")
+    __slots__ = ("blob", "offsets")
 
-    def __init__(self, blob: bytes | bytearray, lengths: Iterable[int]) -> None:
-        self._blob = blob
+    def __init__(self, blob: Buffer, offsets: IntArray) -> None:
+        self.blob = memoryview(blob)  # slices without copying, whatever holds the bytes
+        self.offsets = offsets
+
+    @classmethod
+    def from_lengths(cls, blob: Buffer, lengths: Iterable[int]) -> PackedBytes:
         typecode = "I" if len(blob) < 2**32 else "Q"
-        self._offsets = array(typecode, accumulate(lengths, initial=0))
+        return cls(blob, array(typecode, accumulate(lengths, initial=0)))
 
     def __len__(self) -> int:
-        return len(self._offsets) - 1
+        return len(self.offsets) - 1
 
     def __getitem__(self, index: int) -> bytes:
-        offsets = self._offsets
-        return bytes(self._blob[offsets[index] : offsets[index + 1]])
+        offsets = self.offsets
+        return self.blob[offsets[index] : offsets[index + 1]].tobytes()
 
     def text(self, index: int) -> str:
         return self[index].decode()
 
     def texts(self, start: int, stop: int) -> list[str]:
-        blob, offsets = self._blob, self._offsets
+        offsets = self.offsets
+        base = offsets[start]
+        values = self.blob[base : offsets[stop]].tobytes()  # one copy, then cheap slices
         ends = offsets[start + 1 : stop + 1]
-        return [blob[a:b].decode() for a, b in zip(offsets[start:stop], ends)]
+        return [values[a - base : b - base].decode() for a, b in zip(offsets[start:stop], ends)]
 
     @property
     def nbytes(self) -> int:
-        return len(self._blob) + self._offsets.itemsize * len(self._offsets)
+        return len(self.blob) + self.offsets.itemsize * len(self.offsets)
 
 
 class FixedBytes:
     """Byte strings that all have one length: a buffer and no offsets."""
 
-    __slots__ = ("_blob", "_width", "_count")
+    __slots__ = ("blob", "width", "_count")
 
-    def __init__(self, blob: bytes | bytearray, width: int, count: int) -> None:
-        self._blob = blob
-        self._width = width
+    def __init__(self, blob: Buffer, width: int, count: int) -> None:
+        self.blob = memoryview(blob)  # slices without copying, whatever holds the bytes
+        self.width = width
         self._count = count
 
     def __len__(self) -> int:
         return self._count
 
     def __getitem__(self, index: int) -> bytes:
-        if not 0 <= index < self._count:
-            raise IndexError(index)
-        width = self._width
-        return bytes(self._blob[index * width : (index + 1) * width])
+        return self._value(index).tobytes()
 
     def text(self, index: int) -> str:
         return self[index].decode()
 
     def texts(self, start: int, stop: int) -> list[str]:
-        blob, width = self._blob, self._width
-        return [blob[i : i + width].decode() for i in range(start * width, stop * width, width)]
+        width = self.width
+        values = self.blob[start * width : stop * width].tobytes()
+        return [values[i : i + width].decode() for i in range(0, len(values), width)]
+
+    def _value(self, index: int) -> memoryview:
+        if not 0 <= index < self._count:
+            raise IndexError(index)
+        width = self.width
+        return self.blob[index * width : (index + 1) * width]
 
     @property
     def nbytes(self) -> int:
-        return len(self._blob)
+        return len(self.blob)
 
 
 class HexDigests(FixedBytes):
@@ -102,17 +118,17 @@ class HexDigests(FixedBytes):
 
     __slots__ = ()
 
-    def __init__(self, blob: bytes | bytearray, count: int) -> None:
+    def __init__(self, blob: Buffer, count: int) -> None:
         super().__init__(blob, 16, count)
 
     def __getitem__(self, index: int) -> bytes:
-        return super().__getitem__(index).hex().encode()
+        return self._value(index).hex().encode()
 
     def text(self, index: int) -> str:
-        return super().__getitem__(index).hex()
+        return self._value(index).hex()
 
     def texts(self, start: int, stop: int) -> list[str]:
-        digits = self._blob[start * 16 : stop * 16].hex()
+        digits = self.blob[start * 16 : stop * 16].hex()
         return [digits[i : i + 32] for i in range(0, len(digits), 32)]
 
 
@@ -170,10 +186,10 @@ class ColumnBuilder:
         if self._lengths is None:
             column: BytesColumn = FixedBytes(blob, self._width or 0, self._count)
         else:
-            column = PackedBytes(blob, self._lengths)
+            column = PackedBytes.from_lengths(blob, self._lengths)
         if order is None:
             return column
         pieces = [column[i] for i in order]
         if self._lengths is None:
             return FixedBytes(b"".join(pieces), self._width or 0, self._count)
-        return PackedBytes(b"".join(pieces), map(len, pieces))
+        return PackedBytes.from_lengths(b"".join(pieces), map(len, pieces))

@@ -8,13 +8,12 @@ range of them, so a lookup is a binary search per path segment.
 from __future__ import annotations
 
 import bisect
-from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from zarrdav.manifests.columns import BytesColumn
+from zarrdav.manifests.columns import BytesColumn, IntArray
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +68,8 @@ class FileColumns:
     names: BytesColumn
     version_ids: BytesColumn
     etags: BytesColumn
-    sizes: array
-    mtimes: array  # seconds since the epoch, UTC
+    sizes: IntArray
+    mtimes: IntArray  # seconds since the epoch, UTC
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,11 +82,11 @@ class DirectoryTable:
     """
 
     names: list[str]
-    parents: array
-    first_child: array
-    child_count: array
-    first_file: array
-    file_count: array
+    parents: IntArray
+    first_child: IntArray
+    child_count: IntArray
+    first_file: IntArray
+    file_count: IntArray
 
 
 class Manifest:
@@ -106,6 +105,14 @@ class Manifest:
     @property
     def root(self) -> ManifestDirectory:
         return ManifestDirectory("", 0)
+
+    @property
+    def directory_table(self) -> DirectoryTable:
+        return self._dirs
+
+    @property
+    def file_columns(self) -> FileColumns:
+        return self._files
 
     @property
     def nbytes(self) -> int:

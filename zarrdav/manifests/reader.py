@@ -27,7 +27,9 @@ from zarrdav.manifests.columns import ColumnBuilder
 from zarrdav.manifests.model import DirectoryTable, FileColumns, Manifest, Statistics
 
 REQUIRED_FIELDS = ("versionId", "lastModified", "size", "ETag")
-_CHUNK = 4 << 20
+# Each block's numpy temporaries take several times its size: 1 MiB blocks
+# parse as fast as 4 MiB ones with a peak some 30 MB lower.
+_CHUNK = 1 << 20
 _ENTRIES_KEY = b'"entries": {'
 _WHITESPACE = b" \t\r\n"
 

@@ -34,6 +34,9 @@ from zarrdav.manifests.model import Manifest
 from zarrdav.manifests.reader import read_manifest
 from zarrdav.s3 import make_s3_client, split_s3_url
 
+# Parses a fetched manifest file, given as a seekable stream and the name of its source.
+Reader = Callable[[IO[bytes], str], Manifest]
+
 
 @dataclass(frozen=True, slots=True)
 class Listing:
@@ -60,13 +63,13 @@ class ManifestTree(ABC):
         """The checksums a Zarr has manifests for, sorted; other files skipped."""
         return manifest_checksums(self.list_directory(zarr_prefix(_checked(zarr_id))).files)
 
-    def fetch_manifest(self, zarr_id: str, checksum: str) -> Manifest:
-        """The parsed manifest of ``zarr_id`` as of ``checksum``."""
+    def fetch_manifest(self, zarr_id: str, checksum: str, read: Reader = read_manifest) -> Manifest:
+        """The manifest of ``zarr_id`` as of ``checksum``, parsed by ``read`` once fetched."""
         path = manifest_path(_checked(zarr_id), _checked(checksum))
         if checksum_of_filename(path.rpartition("/")[2]) is None:
             raise NotFound(f"{checksum!r} is not a Zarr checksum")
         with self._open(path) as stream:
-            return read_manifest(stream, f"{self.root.rstrip('/')}/{path}")
+            return read(stream, f"{self.root.rstrip('/')}/{path}")
 
 
 @contextmanager
