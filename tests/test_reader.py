@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import bisect
+import hashlib
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pytest
 
 from zarrdav.errors import ManifestError
+from zarrdav.manifests.columns import ColumnBuilder
 from zarrdav.manifests.model import Manifest, ManifestDirectory, ManifestFile
 from zarrdav.manifests.reader import parse_manifest, read_manifest_file
 from tests.manifests import WHEN, sample_files, sample_manifest, varied_files
@@ -247,3 +251,18 @@ def test_listing_rows_follow_children(seed: int) -> None:
             for child in children
         ]
         pending += [child for child in children if isinstance(child, ManifestDirectory)]
+
+
+@pytest.mark.parametrize("column", ["packed", "fixed", "digests"])
+def test_columns_bisect_as_bisect_does(column: str) -> None:
+    values = sorted({b"0", b"0.1", b"1", b"10", b"2", b"a", b"\xc3\xa9"}) if column == "packed" else (
+        [b"%02d" % n for n in range(0, 40, 3)] if column == "fixed"
+        else sorted(hashlib.md5(b"%d" % n).hexdigest().encode() for n in range(9)))
+    builder = ColumnBuilder(digests=column == "digests")
+    builder.extend(b"".join(values), np.array([len(v) for v in values]))
+    built = builder.build()
+    assert type(built).__name__ == {"packed": "PackedBytes", "fixed": "FixedBytes", "digests": "HexDigests"}[column]
+    keys = [*values, b"", b"00", b"9", b"zz", b"\xff", values[0][:-1] + b"~"]
+    for key in keys:
+        for low, high in ((0, len(values)), (1, len(values) - 1), (2, 2)):
+            assert built.bisect_left(key, low, high) == bisect.bisect_left(values, key, low, high)

@@ -177,7 +177,7 @@ class Manifest:
             # search, ahead of a file of the same name, as ``children`` sorts.
             name = dirs.names[index]
             key = name.encode()
-            stop = bisect.bisect_left(names, key, position, end)  # type: ignore[call-overload]
+            stop = names.bisect_left(key, position, end)
             yield from self._file_rows(position, stop)
             yield ManifestDirectory(prefix + name, index)
             position = stop
@@ -215,7 +215,7 @@ class Manifest:
         first = dirs.first_file[directory]
         end = first + dirs.file_count[directory]
         key = name.encode()
-        index = bisect.bisect_left(self._files.names, key, first, end)  # type: ignore[call-overload]
+        index = self._files.names.bisect_left(key, first, end)
         return index if index < end and self._files.names[index] == key else None
 
     def _file(self, index: int, path: str) -> ManifestFile:
