@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from zarrdav.requestlog import RequestLog, logged
+from zarrdav.requestlog import Answer, RequestLog, logged
 
 LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO zarrdav: (?P<rest>.*)\n")
 
@@ -44,9 +44,8 @@ def call(app: Callable[..., Iterable[bytes]], method: str, path: str) -> tuple[s
 
 
 def test_each_request_is_one_line_with_method_wire_path_status_and_time(pipe: tuple[int, int]) -> None:
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        start_response("307 Temporary Redirect", [("Location", "http://s3/x")])
-        return [b""]
+    def app(environ: dict[str, Any]) -> Answer:
+        return "307 Temporary Redirect", [("Location", "http://s3/x")], [b""]
 
     wrapped = logged(app, RequestLog(pipe[1]))
     call(wrapped, "GET", "/zarrs/0.1.2")
@@ -60,7 +59,7 @@ def test_each_request_is_one_line_with_method_wire_path_status_and_time(pipe: tu
 def test_a_bug_is_a_plain_500_and_a_traceback_in_the_log(
     pipe: tuple[int, int], caplog: pytest.LogCaptureFixture
 ) -> None:
-    def broken(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def broken(environ: dict[str, Any]) -> Answer:
         raise RuntimeError("secret detail")
 
     status, headers, body = call(logged(broken, RequestLog(pipe[1])), "GET", "/zarrs/")
@@ -73,9 +72,8 @@ def test_a_bug_is_a_plain_500_and_a_traceback_in_the_log(
 def test_no_lines_above_info(pipe: tuple[int, int]) -> None:
     logging.getLogger("zarrdav").setLevel(logging.WARNING)
 
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        start_response("200 OK", [])
-        return [b"x"]
+    def app(environ: dict[str, Any]) -> Answer:
+        return "200 OK", [], [b"x"]
 
     assert call(logged(app, RequestLog(pipe[1])), "GET", "/")[2] == b"x"
     os.set_blocking(pipe[0], False)

@@ -5,8 +5,8 @@ anonymous access), answered by ``zarrdav.dav.handlers`` through the
 provider's ``custom_request_handler``, because zarrdav refuses infinite
 PROPFIND and writes its own multistatus answers. GET and HEAD (redirects and
 HTML pages, nearly all traffic) and the refused write methods go to the same
-handlers directly. Around it, one small layer adds CORS and logs one line
-per request.
+handlers directly. Every answer is made whole before it is sent: one small layer adds CORS
+headers and logs one line per request.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from zarrdav.dav.provider import Provider
 from zarrdav.manifests.cache import ManifestCache
 from zarrdav.manifests.index import ManifestIndex
 from zarrdav.manifests.trees import open_tree
-from zarrdav.requestlog import RequestLog, logged
+from zarrdav.requestlog import Answer, RequestLog, logged
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -108,7 +108,7 @@ def create_app(settings: Settings) -> WSGIApp:
         }
     )
 
-    def dispatch(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    def answer(environ: dict[str, Any]) -> Answer:
         # GET and HEAD, nearly every request (each Zarr chunk), skip WsgiDAV's
         # layers: they add nothing to a redirect and cost a third of its time.
         # WsgiDAV would answer write methods with its own HTML page: ours is plain.
@@ -117,10 +117,13 @@ def create_app(settings: Settings) -> WSGIApp:
         # such paths absent.
         method = environ["REQUEST_METHOD"]
         if method in _DAV_METHODS and not _has_dot_segment(environ):
-            return dav(environ, start_response)
-        return handlers(environ, start_response)
+            status, headers, body = _answer_of(dav, environ)
+        else:
+            status, headers, body = handlers.answer(environ)
+        # Let browser-based Zarr viewers read through the server.
+        return status, headers + (_CORS_OPTIONS if method == "OPTIONS" else _CORS), body
 
-    return logged(_cors(dispatch), RequestLog())
+    return logged(answer, RequestLog())
 
 
 _DAV_METHODS = Handlers.METHODS - {"GET", "HEAD"}
@@ -130,18 +133,16 @@ def _has_dot_segment(environ: dict[str, Any]) -> bool:
     return any(segment in (".", "..") for segment in environ.get("PATH_INFO", "").split("/"))
 
 
-def _cors(app: WSGIApp) -> WSGIApp:
-    """Let browser-based Zarr viewers read through the server."""
+def _answer_of(app: WSGIApp, environ: dict[str, Any]) -> Answer:
+    """What a WSGI application answers, whole."""
+    started: list[Any] = []
 
-    def with_cors(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        extra = _CORS_OPTIONS if environ["REQUEST_METHOD"] == "OPTIONS" else _CORS
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+        started[:] = (status, headers)
 
-        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            return start_response(status, headers + extra, exc_info)
-
-        return app(environ, start)
-
-    return with_cors
+    body = list(app(environ, start_response))
+    status, headers = started
+    return status, headers, body
 
 
 _CORS = [

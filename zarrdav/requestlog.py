@@ -14,15 +14,19 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from urllib.parse import quote
 
 log = logging.getLogger("zarrdav")
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+# A whole answer, made before anything is sent: status line, headers, body.
+Answer = tuple[str, list[tuple[str, str]], Sequence[bytes]]
+Answerer = Callable[[dict[str, Any]], Answer]
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9/._~-]*")
+_MILLIS = [f"{n:03d}" for n in range(1000)]  # formatting them costs more
 
 
 class RequestLog:
@@ -39,11 +43,11 @@ class RequestLog:
         second, stamp = self._second
         if int(now) != second:
             second = int(now)
-            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S,", time.localtime(second))
             self._second = (second, stamp)
-        millis = int((now - second) * 1000)
+        millis = _MILLIS[int((now - second) * 1000)]
         suffix = f" ({cause})" if cause else ""
-        line = f"{stamp},{millis:03d} INFO {log.name}: {method} {wire_path} {status} {elapsed_ms:.1f}ms{suffix}\n"
+        line = f"{stamp}{millis} INFO zarrdav: {method} {wire_path} {status} {elapsed_ms:.1f}ms{suffix}\n"
         try:
             os.write(self._fd, line.encode(errors="replace"))
         except OSError:
@@ -58,34 +62,28 @@ def wire_path(environ: dict[str, Any]) -> str:
     return quote(raw.encode("latin-1", "replace"), safe="/:@!$&'()*+,;=~")
 
 
-def logged(app: WSGIApp, requests: RequestLog) -> WSGIApp:
-    """One log line per request, and a plain 500 instead of any traceback."""
+def logged(answer: Answerer, requests: RequestLog) -> WSGIApp:
+    """The WSGI application of ``answer``: one log line per request, and a
+    plain 500 instead of any traceback."""
 
-    def answer(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()
-        status = "-"
-
-        def start(code: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            nonlocal status
-            status = code[:3]
-            return start_response(code, headers, exc_info)
-
         try:
-            # zarrdav's answers are whole in memory: taking them as a list
-            # lets the time and any failure of the answer count here.
-            return list(app(environ, start))
+            status, headers, body = answer(environ)
         except Exception:
             log.exception("internal error on %s %s", environ["REQUEST_METHOD"], environ.get("PATH_INFO"))
-            if status != "-":
-                raise  # too late for a 500: the server drops the connection
-            status = "500"
-            body = b"internal error\n"
-            start_response("500 Internal Server Error", [
-                ("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
-                ("Access-Control-Allow-Origin", "*")])
-            return [b"" if environ["REQUEST_METHOD"] == "HEAD" else body]
-        finally:
-            requests.write(environ["REQUEST_METHOD"], wire_path(environ), status,
-                           (time.perf_counter() - started) * 1000, environ.get("zarrdav.error"))
+            status, headers = "500 Internal Server Error", _INTERNAL_ERROR_HEADERS
+            body = (b"" if environ["REQUEST_METHOD"] == "HEAD" else _INTERNAL_ERROR,)
+        requests.write(environ["REQUEST_METHOD"], wire_path(environ), status[:3],
+                       (time.perf_counter() - started) * 1000, environ.get("zarrdav.error"))
+        start_response(status, headers)
+        return body
 
-    return answer
+    return app
+
+
+_INTERNAL_ERROR = b"internal error\n"
+_INTERNAL_ERROR_HEADERS = [
+    ("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(_INTERNAL_ERROR))),
+    ("Access-Control-Allow-Origin", "*"),
+]

@@ -23,6 +23,7 @@ from zarrdav.errors import (
     UpstreamTimeout,
     ZarrdavError,
 )
+from zarrdav.requestlog import Answer
 
 StartResponse = Callable[..., Any]
 ALLOW = "OPTIONS, GET, HEAD, PROPFIND"
@@ -36,6 +37,7 @@ FINITE_DEPTH = (
     b'<?xml version="1.0" encoding="utf-8"?>\n'
     b'<D:error xmlns:D="DAV:"><D:propfind-finite-depth/></D:error>\n'
 )
+_NO_BODY = (b"",)
 _STATUS = {
     200: "200 OK",
     207: "207 Multi-Status",
@@ -68,81 +70,82 @@ class Handlers:
         }
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        status, headers, body = self.answer(environ)
+        start_response(status, headers)
+        return body
+
+    def answer(self, environ: dict[str, Any]) -> Answer:
+        """The whole answer to a request, made before anything is sent."""
         method = environ["REQUEST_METHOD"]
         handler = self._by_method.get(method)
         if handler is None:
-            return _plain(start_response, 405, f"{method} is not allowed: zarrdav is read-only",
-                          [("Allow", ALLOW)])
+            return _plain(405, f"{method} is not allowed: zarrdav is read-only", [("Allow", ALLOW)])
         try:
-            path = _decoded_path(environ)
-            answer = handler(environ, start_response, path)
+            status, headers, body = handler(environ, _decoded_path(environ))
         except ZarrdavError as error:
-            answer = _error(environ, start_response, error)
+            status, headers, body = _error(environ, error)
         # HEAD gets GET's headers, errors included, and never a body: one would
         # be read as the next answer on a kept-alive connection.
-        return [b""] if method == "HEAD" else answer
+        return status, headers, _NO_BODY if method == "HEAD" else body
 
-    def _options(self, environ: dict[str, Any], start_response: StartResponse, path: str) -> Iterable[bytes]:
+    def _options(self, environ: dict[str, Any], path: str) -> Answer:
         if path != "*":
             self._provider.resource(path)
-        start_response(_STATUS[200], [("DAV", "1"), ("Allow", ALLOW), ("MS-Author-Via", "DAV"),
-                                      ("Content-Length", "0")])
-        return [b""]
+        return _STATUS[200], [("DAV", "1"), ("Allow", ALLOW), ("MS-Author-Via", "DAV"),
+                              ("Content-Length", "0")], _NO_BODY
 
-    def _get(self, environ: dict[str, Any], start_response: StartResponse, path: str) -> Iterable[bytes]:
+    def _get(self, environ: dict[str, Any], path: str) -> Answer:
         resource = self._provider.resource(path)
+        if isinstance(resource, File):
+            if path[-1] == "/":
+                raise NotFound(f"{path} is a file, not a folder")
+            if resource.body is not None:
+                headers = [("Content-Type", resource.content_type), ("Content-Length", str(len(resource.body)))]
+                return _STATUS[200], headers + _validators(resource), [resource.body]
+            assert resource.location is not None
+            return _redirect(307, resource.location, _validators(resource))
         script_name = environ.get("SCRIPT_NAME", "").rstrip("/")
-        if isinstance(resource, Collection):
-            if not path.endswith("/"):
-                location = quote_url(f"{script_name}{path}/")
-                if environ.get("QUERY_STRING"):
-                    location += f"?{environ['QUERY_STRING']}"
-                return _redirect(start_response, 301, location)
-            notes = () if resource.pinned else (UNPINNED_NOTE,)
-            page = render_listing(resource, self._provider.members(resource), script_name, notes)
-            headers = [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(page)))]
-            start_response(_STATUS[200], headers + _validators(resource))
-            return [page]
-        if path.endswith("/"):
-            raise NotFound(f"{path} is a file, not a folder")
-        if resource.body is not None:
-            headers = [("Content-Type", resource.content_type), ("Content-Length", str(len(resource.body)))]
-            start_response(_STATUS[200], headers + _validators(resource))
-            return [resource.body]
-        assert resource.location is not None
-        return _redirect(start_response, 307, resource.location, _validators(resource))
+        if path[-1] != "/":
+            location = quote_url(f"{script_name}{path}/")
+            if environ.get("QUERY_STRING"):
+                location += f"?{environ['QUERY_STRING']}"
+            return _redirect(301, location)
+        notes = () if resource.pinned else (UNPINNED_NOTE,)
+        page = render_listing(resource, self._provider.members(resource), script_name, notes)
+        headers = [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(page)))]
+        return _STATUS[200], headers + _validators(resource), [page]
 
-    def _propfind(self, environ: dict[str, Any], start_response: StartResponse, path: str) -> Iterable[bytes]:
+    def _propfind(self, environ: dict[str, Any], path: str) -> Answer:
         depth = environ.get("HTTP_DEPTH", "infinity").strip().lower()
         if depth not in ("0", "1", "infinity"):
-            return _plain(start_response, 400, f"Depth must be 0, 1 or infinity, not {depth!r}")
+            return _plain(400, f"Depth must be 0, 1 or infinity, not {depth!r}")
         length = _content_length(environ)
         if length > MAX_BODY:
-            return _plain(start_response, 413, f"PROPFIND bodies are limited to {MAX_BODY} bytes")
+            return _plain(413, f"PROPFIND bodies are limited to {MAX_BODY} bytes")
         body = environ["wsgi.input"].read(length) if length else b""
         resource = self._provider.resource(path)
         if isinstance(resource, File) and path.endswith("/"):
             raise NotFound(f"{path} is a file, not a folder")
         if depth == "infinity" and resource.is_collection:
-            start_response(_STATUS[403], [("Content-Type", "application/xml; charset=utf-8"),
-                                          ("Content-Length", str(len(FINITE_DEPTH)))])
-            return [FINITE_DEPTH]
+            return _STATUS[403], [("Content-Type", "application/xml; charset=utf-8"),
+                                  ("Content-Length", str(len(FINITE_DEPTH)))], [FINITE_DEPTH]
         try:
             request = parse_propfind(body)
         except BadPropfind as error:
-            return _plain(start_response, 400, str(error))
+            return _plain(400, str(error))
         resources: list[Resource] = [resource]
         if depth == "1" and isinstance(resource, Collection):
             resources += self._provider.members(resource)
         script_name = environ.get("SCRIPT_NAME", "").rstrip("/")
         answer = render_multistatus(request, resources, script_name)
-        start_response(_STATUS[207], [("Content-Type", "application/xml; charset=utf-8"),
-                                      ("Content-Length", str(len(answer)))])
-        return [answer]
+        return _STATUS[207], [("Content-Type", "application/xml; charset=utf-8"),
+                              ("Content-Length", str(len(answer)))], [answer]
 
 
 def _decoded_path(environ: dict[str, Any]) -> str:
     raw = environ.get("PATH_INFO", "") or "/"
+    if raw.isascii():
+        return raw  # the same in latin-1 and UTF-8
     try:
         return raw.encode("latin-1").decode("utf-8")
     except UnicodeError:
@@ -165,26 +168,18 @@ def _validators(resource: Resource) -> list[tuple[str, str]]:
     return headers
 
 
-def _redirect(
-    start_response: StartResponse, status: int, location: str, extra: Sequence[tuple[str, str]] = ()
-) -> Iterable[bytes]:
+def _redirect(status: int, location: str, extra: Sequence[tuple[str, str]] = ()) -> Answer:
     # WsgiDAV closes the connection after a 3xx without Content-Length.
-    start_response(_STATUS[status], [("Location", location), ("Content-Length", "0"), *extra])
-    return [b""]
+    return _STATUS[status], [("Location", location), ("Content-Length", "0"), *extra], _NO_BODY
 
 
-def _plain(
-    start_response: StartResponse, status: int, message: str, extra: Sequence[tuple[str, str]] = ()
-) -> Iterable[bytes]:
+def _plain(status: int, message: str, extra: Sequence[tuple[str, str]] = ()) -> Answer:
     body = f"{message}\n".encode()
-    start_response(
-        _STATUS[status],
-        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))), *extra],
-    )
-    return [body]
+    headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))), *extra]
+    return _STATUS[status], headers, [body]
 
 
-def _error(environ: dict[str, Any], start_response: StartResponse, error: ZarrdavError) -> Iterable[bytes]:
+def _error(environ: dict[str, Any], error: ZarrdavError) -> Answer:
     if isinstance(error, NotFound):
         status = 404
     elif isinstance(error, Forbidden):
@@ -199,4 +194,4 @@ def _error(environ: dict[str, Any], start_response: StartResponse, error: Zarrda
         status = 500
     if status >= 500:
         environ["zarrdav.error"] = str(error)
-    return _plain(start_response, status, str(error))
+    return _plain(status, str(error))
