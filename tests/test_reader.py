@@ -266,3 +266,37 @@ def test_columns_bisect_as_bisect_does(column: str) -> None:
     for key in keys:
         for low, high in ((0, len(values)), (1, len(values) - 1), (2, 2)):
             assert built.bisect_left(key, low, high) == bisect.bisect_left(values, key, low, high)
+
+
+@pytest.mark.parametrize("limits", ["as shipped", "tiny"])
+def test_lookups_of_large_and_small_directories_again_and_again(
+    limits: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunk directory of 5,000 files (searched in its column) beside small
+    ones (looked up by name, remembered): every file is found, twice, and
+    no absent or misplaced name is; with tiny bounds the remembered lookups
+    are dropped and made again as the test goes."""
+    import zarrdav.manifests.model as model
+    from zarrdav.manifests.writer import render_manifest
+
+    if limits == "tiny":
+        monkeypatch.setattr(model, "_DICT_FILES", 8)
+        monkeypatch.setattr(model, "_DICT_FILES_KEPT", 20)
+        monkeypatch.setattr(model, "_DIRECTORIES_KEPT", 3)
+    paths = [f"big/0.{n}" for n in range(5000)] + [
+        f"arr/{z}/{y}/{x}" for z in range(3) for y in range(4) for x in range(12)
+    ] + [".zattrs", "arr/.zarray"]
+    files = {
+        path: ManifestFile(path, f"v{n:031d}", WHEN, n, f"{n:032x}") for n, path in enumerate(paths)
+    }
+    manifest = parse_manifest(render_manifest(files.values(), "0" * 32 + "-1--1"), "many")
+    assert model._DICT_FILES < 5000
+    for _ in range(2):
+        for path, file in files.items():
+            assert manifest.lookup(path) == file
+    for absent in ["big/0.5000", "big/0.", "arr/0/0/12", "arr/0/9/0", ".zattrs/x", "big/0.1/",
+                   "arr/.zarray/", "nope", "arr/0/0/0/0"]:
+        assert manifest.lookup(absent) is None, absent
+    directory = manifest.lookup("arr/0/0/")
+    assert isinstance(directory, ManifestDirectory) and manifest.lookup("arr/0/0") == directory
+    assert [entry.name for entry in manifest.children(directory)] == sorted(str(x) for x in range(12))

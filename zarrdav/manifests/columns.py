@@ -112,7 +112,10 @@ class FixedBytes:
         return self._value(index).tobytes()
 
     def text(self, index: int) -> str:
-        return self[index].decode()
+        if not 0 <= index < self._count:
+            raise IndexError(index)
+        width = self.width
+        return self.blob[index * width : (index + 1) * width].tobytes().decode()
 
     def bisect_left(self, key: bytes, low: int, high: int) -> int:
         blob, width = self.blob, self.width
@@ -152,7 +155,9 @@ class HexDigests(FixedBytes):
         return self._value(index).hex().encode()
 
     def text(self, index: int) -> str:
-        return self._value(index).hex()
+        if not 0 <= index < self._count:
+            raise IndexError(index)
+        return self.blob[index * 16 : (index + 1) * 16].hex()
 
     def bisect_left(self, key: bytes, low: int, high: int) -> int:
         while low < high:  # values are hex, the blob raw: compare what __getitem__ gives

@@ -2,16 +2,18 @@
 
 Directories are few and kept as small lists; files are many and kept in
 columns (see ``columns``), each directory owning one contiguous, name-sorted
-range of them, so a lookup is a binary search per path segment.
+range of them, so a lookup is a binary search per directory segment.
 """
 
 from __future__ import annotations
 
 import bisect
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import NamedTuple
 
 from zarrdav.manifests.columns import BytesColumn, IntArray
 
@@ -28,8 +30,9 @@ class Statistics:
     checksum_mismatch: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ManifestFile:
+# A named tuple, not a frozen dataclass: every chunk GET makes one, and a
+# frozen dataclass costs twice as much to make.
+class ManifestFile(NamedTuple):
     """One Zarr entry as of the manifest: which S3 version held it."""
 
     path: str
@@ -56,6 +59,14 @@ class ManifestDirectory:
 
 
 ManifestEntry = ManifestFile | ManifestDirectory
+
+# Bounds of what lookups remember: directory paths (``Manifest._directory_number``),
+# and files of directories kept in dicts by name (``Manifest._file_number``),
+# with what one such file costs: a short str key and a dict slot.
+_DIRECTORIES_KEPT = 4096
+_DICT_FILES = 4096
+_DICT_FILES_KEPT = 1 << 16
+_DICT_FILE_BYTES = 100
 
 # A file as a directory listing shows it: name, size, last modified, ETag.
 FileRow = tuple[str, int, datetime, str]
@@ -92,7 +103,10 @@ class DirectoryTable:
 class Manifest:
     """A parsed manifest; immutable, safe to share between threads."""
 
-    __slots__ = ("source", "statistics", "_dirs", "_files")
+    __slots__ = (
+        "source", "statistics", "_dirs", "_files",
+        "_directories", "_numbers", "_numbers_size", "_memo_lock",
+    )
 
     def __init__(
         self, source: str, statistics: Statistics, dirs: DirectoryTable, files: FileColumns
@@ -101,6 +115,13 @@ class Manifest:
         self.statistics = statistics
         self._dirs = dirs
         self._files = files
+        # Lookups remember what they resolved, within bounds; replacing a
+        # memo whole (under the lock) keeps readers without one safe.
+        self._directories: dict[str, int] = {}  # see _directory_number
+        self._numbers: dict[int, dict[str, int]] = {}  # see _file_number
+        self._numbers_size = 0
+        self._memo_lock = threading.Lock()
+        self._directories[""] = 0
 
     @property
     def root(self) -> ManifestDirectory:
@@ -121,28 +142,32 @@ class Manifest:
         per_file = files.names.nbytes + files.version_ids.nbytes + files.etags.nbytes
         per_file += files.sizes.itemsize * len(files.sizes) * 2
         per_dir = sum(map(len, dirs.names)) + 100 * len(dirs.names)
-        return per_file + per_dir + 1024
+        remembered = min(len(files.names), _DICT_FILES_KEPT) * _DICT_FILE_BYTES
+        remembered += min(len(dirs.names), _DIRECTORIES_KEPT) * _DICT_FILE_BYTES
+        return per_file + per_dir + remembered + 1024
 
     def lookup(self, path: str) -> ManifestEntry | None:
         """The entry at ``path`` (``/``-separated, ``""`` for the root), or None.
 
-        A trailing ``/`` only matches a directory.
+        A trailing ``/`` only matches a directory. Every Zarr chunk GET comes
+        here: its directory is usually one dict lookup away (see
+        ``_directory_number``), and so is the file (see ``_file_number``).
         """
-        want_directory = path.endswith("/")
-        segments = path.strip("/").split("/") if path.strip("/") else []
-        directory = 0
-        for position, segment in enumerate(segments):
-            child = self._child_directory(directory, segment)
+        inner = path.strip("/")
+        parent, _, name = inner.rpartition("/")
+        directory = self._directory_number(parent)
+        if directory is None:
+            return None
+        if not name:
+            return ManifestDirectory("", 0)
+        if self._dirs.child_count[directory]:  # chunk directories have none
+            child = self._subdirectory(directory, name)
             if child is not None:
-                directory = child
-                continue
-            if position != len(segments) - 1 or want_directory:
-                return None
-            index = self._file_index(directory, segment)
-            if index is None:
-                return None
-            return self._file(index, "/".join(segments))
-        return ManifestDirectory("/".join(segments), directory)
+                return ManifestDirectory(inner, child)
+        if path[-1] == "/":
+            return None
+        file = self._file_number(directory, name)
+        return None if file is None else self._file(file, inner)
 
     def children(self, directory: ManifestDirectory) -> list[ManifestEntry]:
         """The directory's subdirectories and files, sorted by name."""
@@ -203,29 +228,65 @@ class Manifest:
                 else:
                     yield entry
 
-    def _child_directory(self, directory: int, name: str) -> int | None:
+    def _directory_number(self, path: str) -> int | None:
+        """The number of the directory at ``path`` (no slashes around it), or None.
+
+        Resolved a segment at a time, then remembered: chunk GETs come in
+        runs from the same few directories.
+        """
+        number = self._directories.get(path)
+        if number is not None:
+            return number
+        number = 0
+        for segment in path.split("/"):
+            child = self._subdirectory(number, segment)
+            if child is None:
+                return None
+            number = child
+        with self._memo_lock:
+            if len(self._directories) >= _DIRECTORIES_KEPT:
+                self._directories = {"": 0}  # a thread reading the old dict is unaffected
+            self._directories[path] = number
+        return number
+
+    def _subdirectory(self, directory: int, name: str) -> int | None:
         dirs = self._dirs
         first = dirs.first_child[directory]
         end = first + dirs.child_count[directory]
-        index = bisect.bisect_left(dirs.names, name, first, end)
-        return index if index < end and dirs.names[index] == name else None
+        child = bisect.bisect_left(dirs.names, name, first, end)
+        return child if child < end and dirs.names[child] == name else None
 
-    def _file_index(self, directory: int, name: str) -> int | None:
-        dirs = self._dirs
+    def _file_number(self, directory: int, name: str) -> int | None:
+        """The number of the directory's file ``name``, or None.
+
+        The files of a directory of up to ``_DICT_FILES`` files are put in a
+        dict by name on first use (kept while all kept dicts hold under
+        ``_DICT_FILES_KEPT``); a larger directory is binary-searched in its column.
+        """
+        numbers = self._numbers.get(directory)
+        if numbers is not None:
+            return numbers.get(name)
+        dirs, names = self._dirs, self._files.names
         first = dirs.first_file[directory]
         end = first + dirs.file_count[directory]
-        key = name.encode()
-        index = self._files.names.bisect_left(key, first, end)
-        return index if index < end and self._files.names[index] == key else None
+        if end - first > _DICT_FILES:
+            key = name.encode()
+            index = names.bisect_left(key, first, end)
+            return index if index < end and names[index] == key else None
+        numbers = dict(zip(names.texts(first, end), range(first, end)))
+        with self._memo_lock:
+            self._numbers_size += end - first
+            if self._numbers_size > _DICT_FILES_KEPT:
+                self._numbers = {}
+                self._numbers_size = end - first
+            self._numbers[directory] = numbers
+        return numbers.get(name)
 
     def _file(self, index: int, path: str) -> ManifestFile:
         files = self._files
         return ManifestFile(
-            path=path,
-            version_id=files.version_ids.text(index),
-            last_modified=_moment(files.mtimes[index]),
-            size=files.sizes[index],
-            etag=files.etags.text(index),
+            path, files.version_ids.text(index), _moment(files.mtimes[index]),
+            files.sizes[index], files.etags.text(index),
         )
 
 
