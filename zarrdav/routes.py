@@ -9,37 +9,38 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from zarrdav.manifests.layout import is_checksum
 
 ZARR_SUFFIX = ".zarr"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RootRoute:
     """``/``"""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ZarrsRoute:
     """``/zarrs/``"""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ZarrPrefixRoute:
     """``/zarrs/<p1>/`` or ``/zarrs/<p1>/<p2>/``: ``prefix`` is ``p1`` or ``p1/p2``."""
 
     prefix: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ZarrVersionsRoute:
     """``/zarrs/<p1>/<p2>/<zarr_id>/``: one ``<checksum>.zarr/`` per manifest."""
 
     zarr_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ManifestRoute:
     """``/zarrs/<p1>/<p2>/<zarr_id>/<checksum>.zarr/<entry>``; ``entry`` is ``""`` at the Zarr's root."""
 
@@ -48,26 +49,26 @@ class ManifestRoute:
     entry: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DandisetsRoute:
     """``/dandisets/``"""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DandisetRoute:
     """``/dandisets/<id>/``: ``draft/``, and ``latest/`` + ``releases/`` once published."""
 
     dandiset_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReleasesRoute:
     """``/dandisets/<id>/releases/``"""
 
     dandiset_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class VersionRoute:
     """``/dandisets/<id>/{draft,latest,releases/<v>}/<path>``; ``path`` is ``""`` at the root.
 
@@ -107,16 +108,19 @@ _RELEASE = re.compile(r"[0-9]+\.[0-9]{6}\.[0-9]{4}")
 
 def parse_route(path: str) -> Route | None:
     """The route of a decoded absolute path (trailing slash ignored), or None."""
-    if not path.startswith("/"):
-        return None
-    inner = path[1:].removesuffix("/")
-    segments = inner.split("/") if inner else []
-    if "\0" in inner or not _BAD_SEGMENTS.isdisjoint(segments):
+    segments = path.split("/")
+    if segments[0] or len(segments) == 1:
+        return None  # not absolute
+    del segments[0]
+    if not segments[-1]:
+        del segments[-1]
+    if "\0" in path or not _BAD_SEGMENTS.isdisjoint(segments):
         return None
     if not segments:
         return RootRoute()
+    # Split once, and looked at in place: every Zarr chunk GET comes here.
     if segments[0] == "zarrs":
-        return _zarrs_route(segments[1:])
+        return _zarrs_route(segments)
     if segments[0] == "dandisets":
         return _dandisets_route(segments[1:])
     return None
@@ -142,19 +146,29 @@ def _dandisets_route(segments: list[str]) -> Route | None:
 
 
 def _zarrs_route(segments: list[str]) -> Route | None:
-    if not segments:
+    """``segments`` start with ``zarrs``."""
+    count = len(segments)
+    if count == 1:
         return ZarrsRoute()
-    if len(segments) <= 2:
-        return ZarrPrefixRoute("/".join(segments))
-    p1, p2, zarr_id, *rest = segments
-    if zarr_id[:3] != p1 or zarr_id[3:6] != p2:
+    if count <= 3:
+        return ZarrPrefixRoute("/".join(segments[1:]))
+    zarr_id = segments[3]
+    if zarr_id[:3] != segments[1] or zarr_id[3:6] != segments[2]:
         return None
-    if not rest:
+    if count == 4:
         return ZarrVersionsRoute(zarr_id)
-    checksum = rest[0].removesuffix(ZARR_SUFFIX)
-    if not rest[0].endswith(ZARR_SUFFIX) or not is_checksum(checksum):
+    checksum = _checksum_of(segments[4])
+    if checksum is None:
         return None
-    return ManifestRoute(zarr_id, checksum, "/".join(rest[1:]))
+    return ManifestRoute(zarr_id, checksum, "/".join(segments[5:]))
+
+
+# Every chunk GET of a Zarr names the same version: checking it once is enough.
+@lru_cache(maxsize=4096)
+def _checksum_of(segment: str) -> str | None:
+    """The checksum a ``<checksum>.zarr`` segment names, or None."""
+    checksum = segment.removesuffix(ZARR_SUFFIX)
+    return checksum if checksum != segment and is_checksum(checksum) else None
 
 
 def zarr_version_path(zarr_id: str, checksum: str) -> str:
