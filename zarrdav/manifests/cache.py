@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import ctypes
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import IO
 
-from cachetools import LRUCache, TTLCache
+from cachetools import TTLCache
 
 from zarrdav.manifests.index import ManifestIndex
 from zarrdav.manifests.layout import manifest_checksums, zarr_prefix
@@ -50,9 +51,12 @@ class ManifestCache:
     ) -> None:
         self.tree = tree
         self._index = index
-        self._manifests: LRUCache[tuple[str, str], Manifest] = LRUCache(
-            maxsize=max_bytes, getsizeof=lambda manifest: manifest.nbytes
-        )
+        # Least recently used first, with each manifest's weight. A hit costs
+        # one dict lookup and a move (cachetools' LRUCache costs twice that,
+        # on every chunk GET).
+        self._manifests: OrderedDict[tuple[str, str], tuple[Manifest, int]] = OrderedDict()
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._listings: TTLCache[str, Listing] = TTLCache(maxsize=4096, ttl=listing_ttl)
         self._loading: dict[tuple[str, str], Future[Manifest]] = {}
         self._lock = threading.Lock()
@@ -63,7 +67,8 @@ class ManifestCache:
         with self._lock:
             cached = self._manifests.get(key)
             if cached is not None:
-                return cached
+                self._manifests.move_to_end(key)
+                return cached[0]
             loading = self._loading.get(key)
             owner = loading is None
             if loading is None:
@@ -75,13 +80,24 @@ class ManifestCache:
                 loading.set_exception(error)
             else:
                 loading.set_result(manifest)
-                with self._lock:
-                    if manifest.nbytes <= self._manifests.maxsize:
-                        self._manifests[key] = manifest
+                self._keep(key, manifest)
             finally:
                 with self._lock:
                     del self._loading[key]
         return loading.result()
+
+    def _keep(self, key: tuple[str, str], manifest: Manifest) -> None:
+        size = manifest.nbytes
+        if size > self._max_bytes:
+            return
+        with self._lock:
+            if key in self._manifests:
+                return
+            self._manifests[key] = (manifest, size)
+            self._bytes += size
+            while self._bytes > self._max_bytes:
+                _, (_, evicted) = self._manifests.popitem(last=False)
+                self._bytes -= evicted
 
     def _load(self, zarr_id: str, checksum: str) -> Manifest:
         """The manifest from the index if it is there, else fetched, parsed and indexed."""
