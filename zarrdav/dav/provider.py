@@ -36,6 +36,9 @@ class Provider:
     def resource(self, path: str) -> Resource:
         """The resource at a decoded absolute path; NotFound if none."""
         route = parse_route(path)
+        if isinstance(route, ManifestRoute) and route.entry:  # a chunk: nearly every request
+            root = zarr_version_path(route.zarr_id, route.checksum)
+            return self._zarrs.entry(route.zarr_id, route.checksum, root, route.entry)
         if route is None:
             raise NotFound(f"nothing at {path}")
         if isinstance(route, _DANDISET_ROUTES):
@@ -61,9 +64,6 @@ class Provider:
     def _zarrs_resource(self, route: Route, path: str) -> Resource:
         slashed = path if path.endswith("/") else f"{path}/"
         match route:
-            # Entries first: nearly every request is a chunk GET.
-            case ManifestRoute(zarr_id=zarr_id, checksum=checksum, entry=entry) if entry:
-                return self._zarrs.entry(zarr_id, checksum, zarr_version_path(zarr_id, checksum), entry)
             case ManifestRoute(zarr_id=zarr_id, checksum=checksum):
                 return self._zarrs.version(zarr_id, checksum)
             case RootRoute() | ZarrsRoute():
