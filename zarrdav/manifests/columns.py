@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterable
-from itertools import accumulate
 from typing import Protocol, TypeAlias
 
 import numpy as np
@@ -61,7 +60,11 @@ class PackedBytes:
     @classmethod
     def from_lengths(cls, blob: Buffer, lengths: Iterable[int]) -> PackedBytes:
         typecode = "I" if len(blob) < 2**32 else "Q"
-        return cls(blob, array(typecode, accumulate(lengths, initial=0)))
+        counts = np.asarray(lengths) if isinstance(lengths, array) else np.fromiter(lengths, np.int64)
+        ends = np.cumsum(counts, dtype=np.uint32 if typecode == "I" else np.uint64)
+        offsets = array(typecode, [0])
+        offsets.frombytes(ends.tobytes())
+        return cls(blob, offsets)
 
     def __len__(self) -> int:
         return len(self.offsets) - 1

@@ -120,10 +120,11 @@ def _read_chunk(chunk: bytes, builder: _Builder, stack: list[int]) -> None:
     """
     if b"\\" in chunk or b"/" in chunk or b"\0" in chunk:
         raise _Decline  # escaped strings, slashes or NULs: let the full path judge
-    try:
-        chunk.decode()
-    except UnicodeDecodeError:
-        raise _Decline from None
+    if not chunk.isascii():
+        try:
+            chunk.decode()
+        except UnicodeDecodeError:
+            raise _Decline from None
     data = np.frombuffer(chunk, dtype=np.uint8)
     quotes = np.flatnonzero(data == ord('"'))
     if len(quotes) % 2:
@@ -206,9 +207,18 @@ def _gather(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tuple[
     """The strings at ``starts``, end to end, and their lengths."""
     width = int(lengths[0])
     if (lengths == width).all():  # the usual case for version ids and ETags
-        return data[starts[:, None] + np.arange(width)].tobytes(), lengths
+        return _rows(data, starts, width).tobytes(), lengths
     positions = np.repeat(starts, lengths) + _offsets_within(lengths)
     return data[positions].tobytes(), lengths
+
+
+def _rows(data: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
+    """The ``width`` bytes at each of ``starts``, one row each.
+
+    Rows of a window view are copied whole, four times as fast as gathering
+    byte by byte through a two-dimensional index.
+    """
+    return np.lib.stride_tricks.sliding_window_view(data, width)[starts]
 
 
 def _is_dot(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -218,13 +228,18 @@ def _is_dot(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.nda
 
 
 def _sizes(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Decimal numbers of 1 to 18 digits at ``starts``."""
-    within = _offsets_within(lengths)
-    digits = data[np.repeat(starts, lengths) + within].astype(np.int64) - ord("0")
-    if ((digits < 0) | (digits > 9)).any():
+    """Decimal numbers of 1 to 18 digits at ``starts`` (each followed by more
+    of the line, so a row of the longest length stays within ``data``)."""
+    width = int(lengths.max())
+    digits = _rows(data, starts, width).astype(np.int64) - ord("0")
+    exponents = lengths[:, None] - 1 - np.arange(width)  # negative: past the number
+    within = exponents >= 0
+    if ((digits < 0) | (digits > 9))[within].any():
         raise _Decline
-    powers = np.power(10, np.repeat(lengths, lengths) - within - 1, dtype=np.int64)
-    return np.add.reduceat(digits * powers, np.cumsum(lengths) - lengths)
+    return (np.where(within, digits, 0) * _POWERS_OF_TEN[np.maximum(exponents, 0)]).sum(axis=1)
+
+
+_POWERS_OF_TEN = 10 ** np.arange(19, dtype=np.int64)
 
 
 _TIME_LAYOUT = b"0000-00-00T00:00:00+00:00"
@@ -237,8 +252,9 @@ def _seconds(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.nd
         raise _Decline
     # Neighbouring entries were mostly written in the same second: parse the
     # first of each run of equal times only.
-    times = data[starts[:, None] + np.arange(len(_TIME_LAYOUT))]
-    heads = np.flatnonzero(np.concatenate(([True], (times[1:] != times[:-1]).any(axis=1))))
+    times = _rows(data, starts, len(_TIME_LAYOUT))
+    texts = times.view(f"S{len(_TIME_LAYOUT)}").ravel()
+    heads = np.flatnonzero(np.concatenate(([True], texts[1:] != texts[:-1])))
     run_lengths = np.diff(np.append(heads, len(times)))
     return np.repeat(_parse_times(times[heads]), run_lengths)
 
@@ -420,33 +436,33 @@ class _Builder:
         whether name ``i`` sorts before name ``i + 1``.
         """
         blob, lengths = names
-        offsets = np.concatenate(([0], np.cumsum(lengths))).tolist()
-        first = 0
-        for directory, count in runs:
-            last = first + count - 1
-            in_order = bool(ascending[first:last].all())
-            self._add_run(
-                directory, count, in_order,
-                blob[offsets[first] : offsets[first + 1]], blob[offsets[last] : offsets[last + 1]],
-            )
-            first += count
+        ends = np.cumsum(lengths).tolist()
+
+        def name(index: int) -> bytes:
+            return blob[ends[index - 1] if index else 0 : ends[index]]
+
+        counts = np.fromiter((count for _, count in runs), np.int64, len(runs))
+        firsts = np.cumsum(counts) - counts
+        # A run is in order when no name inside it is out of order with the next.
+        disorder = np.concatenate(([0], np.cumsum(~ascending)))
+        in_order = (disorder[firsts + counts - 1] == disorder[firsts]).tolist()
+        for (directory, count), ordered, first in zip(runs, in_order, firsts.tolist()):
+            total = self._count
+            if self._runs and self._runs[-1][0] == directory and self._runs[-1][2] == total:
+                # One run cut in two, by a chunk boundary or an empty subdirectory.
+                _, start, _, was_in_order = self._runs.pop()
+                joined = self._last_name < name(0) if first == 0 else bool(ascending[first - 1])
+                ordered = was_in_order and ordered and joined
+            else:
+                start = total
+            self._runs.append((directory, start, total + count, ordered))
+            self._count += count
+        self._last_name = name(len(ends) - 1)
         self._names.extend(*names)
         self._version_ids.extend(*version_ids)
         self._etags.extend(*etags)
         self._sizes.frombytes(sizes.astype(np.int64).tobytes())
         self._mtimes.frombytes(seconds.astype(np.int64).tobytes())
-
-    def _add_run(self, directory: int, count: int, in_order: bool, first: bytes, last: bytes) -> None:
-        runs, total = self._runs, self._count
-        if runs and runs[-1][0] == directory and runs[-1][2] == total:
-            # The same run cut in two by a chunk boundary.
-            _, start, _, was_in_order = runs.pop()
-            in_order = was_in_order and in_order and self._last_name < first
-        else:
-            start = total
-        runs.append((directory, start, total + count, in_order))
-        self._last_name = last
-        self._count += count
 
     def build(self, declared: dict[str, Any]) -> Manifest:
         directories, renumber = self._directory_table()
@@ -455,16 +471,16 @@ class _Builder:
             names=self._names.build(order),
             version_ids=self._version_ids.build(order),
             etags=self._etags.build(order),
-            sizes=self._sizes if order is None else array("q", map(self._sizes.__getitem__, order)),
-            mtimes=self._mtimes if order is None else array("q", map(self._mtimes.__getitem__, order)),
+            sizes=_reordered(self._sizes, order),
+            mtimes=_reordered(self._mtimes, order),
         )
-        newest = max(self._mtimes) if self._mtimes else None
+        newest = int(np.asarray(files.mtimes).max()) if self._count else None
         file_depths = {self._dir_depths[directory] for directory, *_ in self._runs}
         mismatch = declared.get("zarrChecksumMismatch")
         statistics = Statistics(
             entries=self._count,
             depth=max(file_depths, default=0),
-            total_size=sum(self._sizes),
+            total_size=int(np.asarray(files.sizes).sum()),
             last_modified=None if newest is None else datetime.fromtimestamp(newest, UTC),
             zarr_checksum=_optional_text(declared.get("zarrChecksum")),
             checksum_mismatch=_optional_text(mismatch),
@@ -534,6 +550,14 @@ class _Builder:
             parts.append(names[directory])
             directory = parents[directory]
         return "/".join(reversed(parts))
+
+
+def _reordered(values: array, order: array | None) -> array:
+    if order is None:
+        return values
+    reordered = array("q")
+    reordered.frombytes(np.asarray(values)[np.asarray(order)].tobytes())
+    return reordered
 
 
 def _optional_text(value: Any) -> str | None:
