@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from tests.manifests import sample_manifest
-from zarrdav.errors import NotFound
-from zarrdav.manifests.cache import ManifestCache
+from zarrdav.errors import ManifestError, NotFound
+from zarrdav.manifests.cache import PARSES_AT_ONCE, ManifestCache
+from zarrdav.manifests.index import ManifestIndex
 from zarrdav.manifests.layout import manifest_path
 from zarrdav.manifests.model import Manifest
 from zarrdav.manifests.reader import read_manifest
@@ -94,3 +96,39 @@ def test_listings_expire(tree: tuple[CountingTree, str], tmp_path: Path) -> None
     assert cache.checksums(ZARRS[0]) == [checksum]  # cached listing
     time.sleep(0.4)
     assert cache.checksums(ZARRS[0]) == sorted([extra, checksum])
+
+
+def outcome(call: Callable[[], object], seconds: float = 10) -> object:
+    """What ``call()`` returns or raises, or "blocked" if it has not ended in
+    ``seconds`` (it runs in a daemon thread, which cannot hang the run)."""
+    ended: list[object] = []
+
+    def run() -> None:
+        try:
+            ended.append(call())
+        except Exception as error:  # noqa: BLE001 - the outcome is the point
+            ended.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return ended[0] if ended else "blocked"
+
+
+@pytest.mark.parametrize("indexed", [False, True])
+def test_broken_manifests_do_not_use_up_the_parse_slots(
+    tree: tuple[CountingTree, str], tmp_path: Path, indexed: bool
+) -> None:
+    """More broken manifests than parses may run at once, then a good one:
+    each failure gives its slot back, so every one of them is answered."""
+    counting, checksum = tree
+    broken = "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-1--1"
+    for zarr_id in ZARRS[1:]:
+        (tmp_path / manifest_path(zarr_id, broken)).write_bytes(b'{"schemaVersion": 2, "entr')
+    index = ManifestIndex(tmp_path / "index", 2**30, counting.root) if indexed else None
+    cache = ManifestCache(counting, max_bytes=2**30, listing_ttl=60, index=index)
+    assert len(ZARRS[1:]) > PARSES_AT_ONCE
+    for zarr_id in ZARRS[1:]:
+        assert isinstance(outcome(lambda: cache.manifest(zarr_id, broken)), ManifestError)
+    good = outcome(lambda: cache.manifest(ZARRS[0], checksum))
+    assert isinstance(good, Manifest) and good.statistics.entries == 10

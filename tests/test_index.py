@@ -261,9 +261,14 @@ def test_cache_serves_the_indexed_copy_and_a_new_cache_needs_no_tree(
     tree: CountingTree, tmp_path: Path
 ) -> None:
     index = ManifestIndex(tmp_path / "index", 2**30, tree.root)
-    first = ManifestCache(tree, 2**30, 60, index).manifest(ZARR, CHECKSUM)
+    cache = ManifestCache(tree, 2**30, 60, index)
+    parsed = cache.manifest(ZARR, CHECKSUM)
+    cache.flush()  # saved in the background, after the first answer
     assert tree.fetches == 1
     assert index_files(tmp_path / "index")
+    first = cache.manifest(ZARR, CHECKSUM)
+    assert first is not parsed  # the saved copy took the parsed one's place
+    assert_same(first, parsed)
     (tmp_path / "tree" / manifest_path(ZARR, CHECKSUM)).unlink()
     again = ManifestCache(tree, 2**30, 60, index).manifest(ZARR, CHECKSUM)  # a restart
     assert tree.fetches == 1
@@ -277,7 +282,10 @@ def test_cache_with_an_unwritable_index_serves_the_parsed_manifest(
     blocker = tmp_path / "a-file"
     blocker.write_bytes(b"")
     index = ManifestIndex(blocker / "index", 2**30, tree.root)  # its parent is a file
-    served = ManifestCache(tree, 2**30, 60, index).manifest(ZARR, CHECKSUM)
+    cache = ManifestCache(tree, 2**30, 60, index)
+    served = cache.manifest(ZARR, CHECKSUM)
+    cache.flush()
+    assert cache.manifest(ZARR, CHECKSUM) is served
     assert_same(served, parse_manifest(BODY, served.source))
     assert "cannot write to the manifest index" in caplog.text
 

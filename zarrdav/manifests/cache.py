@@ -6,8 +6,8 @@ manifest's memory size. When many requests miss the same manifest at once,
 one of them fetches and parses it and the others wait for that result.
 Behind the memory cache, an optional on-disk index keeps parsed manifests
 across restarts: a miss looks there before fetching, and a parsed manifest
-is saved there and then served from the saved (memory-mapped) copy, so the
-memory the parse built is freed at once.
+is saved there in the background once it has answered, then served from the
+saved (memory-mapped) copy, so the memory the parse built is freed.
 Folder listings of the tree can change (new manifests appear), so they are
 reused for a TTL only.
 """
@@ -18,7 +18,7 @@ import ctypes
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO
 
 from cachetools import TTLCache
@@ -61,6 +61,11 @@ class ManifestCache:
         self._loading: dict[tuple[str, str], Future[Manifest]] = {}
         self._lock = threading.Lock()
         self._parsing = threading.BoundedSemaphore(PARSES_AT_ONCE)
+        # One thread saves parsed manifests to the index, in the background.
+        # Interpreter exit waits for it, so a stopped server leaves them saved.
+        self._indexer = (
+            ThreadPoolExecutor(1, thread_name_prefix="zarrdav-index") if index is not None else None
+        )
 
     def manifest(self, zarr_id: str, checksum: str) -> Manifest:
         key = (zarr_id, checksum)
@@ -75,16 +80,23 @@ class ManifestCache:
                 loading = self._loading[key] = Future()
         if owner:
             try:
-                manifest = self._load(zarr_id, checksum)
+                manifest, parsed = self._load(zarr_id, checksum)
             except BaseException as error:
                 loading.set_exception(error)
             else:
                 loading.set_result(manifest)
                 self._keep(key, manifest)
+                if parsed:
+                    self._index_later(key, manifest)
             finally:
                 with self._lock:
                     del self._loading[key]
         return loading.result()
+
+    def flush(self) -> None:
+        """Wait until every parsed manifest is saved to the index."""
+        if self._indexer is not None:
+            self._indexer.submit(lambda: None).result()
 
     def _keep(self, key: tuple[str, str], manifest: Manifest) -> None:
         size = manifest.nbytes
@@ -99,22 +111,56 @@ class ManifestCache:
                 _, (_, evicted) = self._manifests.popitem(last=False)
                 self._bytes -= evicted
 
-    def _load(self, zarr_id: str, checksum: str) -> Manifest:
-        """The manifest from the index if it is there, else fetched, parsed and indexed."""
+    def _load(self, zarr_id: str, checksum: str) -> tuple[Manifest, bool]:
+        """The manifest from the index if it is there, else fetched and parsed
+        (True), holding a parse slot until ``_index_later`` is done with it."""
         index = self._index
         indexed = index.load(zarr_id, checksum) if index is not None else None
         if indexed is not None:
-            return indexed
+            return indexed, False
+
+        holding = False
 
         def parse(stream: IO[bytes], source: str) -> Manifest:
-            with self._parsing:
-                manifest = read_manifest(stream, source)
-                if index is not None and index.save(zarr_id, checksum, manifest):
-                    manifest = index.load(zarr_id, checksum) or manifest  # the parsed copy goes
-                _trim_heap()
-                return manifest
+            nonlocal holding
+            self._parsing.acquire()
+            holding = True
+            return read_manifest(stream, source)
 
-        return self.tree.fetch_manifest(zarr_id, checksum, parse)
+        try:
+            return self.tree.fetch_manifest(zarr_id, checksum, parse), True
+        except BaseException:
+            if holding:
+                self._parsing.release()
+            raise
+
+    def _index_later(self, key: tuple[str, str], manifest: Manifest) -> None:
+        """Save a parsed manifest to the index, after it has answered.
+
+        The first answer need not wait for the save (a tenth of a second for
+        the largest). Then the cache serves the saved, memory-mapped copy and
+        the memory the parse built is handed back; the parse slot is held
+        until then, so parsed copies waiting here stay few.
+        """
+        index, indexer = self._index, self._indexer
+        if index is None or indexer is None:
+            self._parsing.release()
+            _trim_heap()
+            return
+
+        def save() -> None:
+            try:
+                mapped = index.load(*key) if index.save(*key, manifest) else None
+                if mapped is not None:
+                    with self._lock:
+                        cached = self._manifests.get(key)
+                        if cached is not None and cached[0] is manifest:
+                            self._manifests[key] = (mapped, cached[1])
+            finally:
+                self._parsing.release()
+                _trim_heap()
+
+        indexer.submit(save)
 
     def listing(self, path: str) -> Listing:
         with self._lock:
