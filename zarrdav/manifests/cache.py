@@ -69,10 +69,18 @@ class ManifestCache:
 
     def manifest(self, zarr_id: str, checksum: str) -> Manifest:
         key = (zarr_id, checksum)
+        # Hits take no lock: under the GIL, each OrderedDict operation is
+        # atomic, and every chunk GET of a busy server comes here.
+        cached = self._manifests.get(key)
+        if cached is not None:
+            try:
+                self._manifests.move_to_end(key)
+            except KeyError:
+                pass  # evicted just now; this request still has it
+            return cached[0]
         with self._lock:
             cached = self._manifests.get(key)
             if cached is not None:
-                self._manifests.move_to_end(key)
                 return cached[0]
             loading = self._loading.get(key)
             owner = loading is None
