@@ -1,7 +1,7 @@
 """The request log middleware: one line per request, a plain 500 for any bug.
 
 It writes its lines straight to a file descriptor (not through ``logging``),
-so these tests read what lands in a pipe.
+in batches, so these tests read what lands in a pipe.
 """
 
 from __future__ import annotations
@@ -9,12 +9,15 @@ from __future__ import annotations
 import logging
 import os
 import re
+import select
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pytest
 
-from zarrdav.requestlog import Answer, RequestLog, logged
+from zarrdav.requestlog import FLUSH_SECONDS, Answer, Logged, RequestLog
 
 LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO zarrdav: (?P<rest>.*)\n")
 
@@ -47,9 +50,10 @@ def test_each_request_is_one_line_with_method_wire_path_status_and_time(pipe: tu
     def app(environ: dict[str, Any]) -> Answer:
         return "307 Temporary Redirect", [("Location", "http://s3/x")], [b""]
 
-    wrapped = logged(app, RequestLog(pipe[1]))
+    wrapped = Logged(app, RequestLog(pipe[1]))
     call(wrapped, "GET", "/zarrs/0.1.2")
     call(wrapped, "HEAD", "/a b\n\u00c3\u00a9")  # "é" as WSGI gives it (latin-1); a newline stays encoded
+    wrapped.close()
     lines = os.read(pipe[0], 65536).decode().splitlines(keepends=True)
     rests = [LINE.fullmatch(line).group("rest") for line in lines]  # type: ignore[union-attr]
     assert [rest.rsplit(" ", 1)[0] for rest in rests] == ["GET /zarrs/0.1.2 307", "HEAD /a%20b%0A%C3%A9 307"]
@@ -62,7 +66,8 @@ def test_a_bug_is_a_plain_500_and_a_traceback_in_the_log(
     def broken(environ: dict[str, Any]) -> Answer:
         raise RuntimeError("secret detail")
 
-    status, headers, body = call(logged(broken, RequestLog(pipe[1])), "GET", "/zarrs/")
+    status, headers, body = call(Logged(broken, RequestLog(pipe[1])), "GET", "/zarrs/")
+    os.set_blocking(pipe[0], False)  # a server error's line is written at once
     assert (status, body) == ("500 Internal Server Error", b"internal error\n")
     assert ("Content-Type", "text/plain; charset=utf-8") in headers
     assert "RuntimeError: secret detail" in caplog.text
@@ -75,7 +80,34 @@ def test_no_lines_above_info(pipe: tuple[int, int]) -> None:
     def app(environ: dict[str, Any]) -> Answer:
         return "200 OK", [], [b"x"]
 
-    assert call(logged(app, RequestLog(pipe[1])), "GET", "/")[2] == b"x"
+    wrapped = Logged(app, RequestLog(pipe[1]))
+    assert call(wrapped, "GET", "/")[2] == b"x"
+    wrapped.close()
     os.set_blocking(pipe[0], False)
     with pytest.raises(BlockingIOError):
         os.read(pipe[0], 1)
+
+
+def test_lines_are_written_soon_without_closing(pipe: tuple[int, int]) -> None:
+    def app(environ: dict[str, Any]) -> Answer:
+        return "200 OK", [], [b"x"]
+
+    call(Logged(app, RequestLog(pipe[1])), "GET", "/soon")
+    ready, _, _ = select.select([pipe[0]], [], [], 20 * FLUSH_SECONDS)
+    assert ready
+    assert LINE.fullmatch(os.read(pipe[0], 65536).decode()).group("rest").startswith("GET /soon 200 ")  # type: ignore[union-attr]
+
+
+def test_lines_of_many_threads_come_whole_and_once(tmp_path: Path) -> None:
+    def app(environ: dict[str, Any]) -> Answer:
+        return "307 Temporary Redirect", [], [b""]
+
+    with (tmp_path / "log").open("wb") as sink:
+        wrapped = Logged(app, RequestLog(sink.fileno()))
+        paths = [f"/zarrs/{thread}/{n}" for thread in range(8) for n in range(500)]
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda path: call(wrapped, "GET", path), paths))
+        wrapped.close()
+    lines = (tmp_path / "log").read_text().splitlines(keepends=True)
+    rests = [LINE.fullmatch(line).group("rest").split()[1] for line in lines]  # type: ignore[union-attr]
+    assert sorted(rests) == sorted(paths)

@@ -32,7 +32,7 @@ from zarrdav.dav.provider import Provider
 from zarrdav.manifests.cache import ManifestCache
 from zarrdav.manifests.index import ManifestIndex
 from zarrdav.manifests.trees import open_tree
-from zarrdav.requestlog import Answer, RequestLog, logged
+from zarrdav.requestlog import Answer, Logged, RequestLog
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -57,8 +57,8 @@ class _ReadOnlyProvider(DAVProvider):  # type: ignore[misc]
         return self._handlers(environ, start_response)
 
 
-def create_app(settings: Settings) -> WSGIApp:
-    """The whole WSGI application for ``settings``."""
+def create_app(settings: Settings) -> Logged:
+    """The whole WSGI application for ``settings``; ``close`` it when done serving."""
     client = httpx.Client(
         timeout=settings.upstream_timeout,
         follow_redirects=True,
@@ -98,7 +98,7 @@ def create_app(settings: Settings) -> WSGIApp:
             "lock_storage": False,
             "property_manager": None,
             "dir_browser": {"enable": False},
-            # No ErrorPrinter: an unexpected exception reaches requestlog.logged (plain 500,
+            # No ErrorPrinter: an unexpected exception reaches requestlog.Logged (plain 500,
             # traceback in the log) instead of an HTML page quoting its repr.
             "middleware_stack": [HTTPAuthenticator, RequestResolver],
             # Handlers decode PATH_INFO from its WSGI latin-1 form themselves.
@@ -123,7 +123,7 @@ def create_app(settings: Settings) -> WSGIApp:
         # Let browser-based Zarr viewers read through the server.
         return status, headers + (_CORS_OPTIONS if method == "OPTIONS" else _CORS), body
 
-    return logged(answer, RequestLog())
+    return Logged(answer, RequestLog())
 
 
 _DAV_METHODS = Handlers.METHODS - {"GET", "HEAD"}

@@ -2,10 +2,15 @@
 
 Through ``logging`` a line costs about 12 µs more than the request's own
 work needs (a ``LogRecord``, the caller's frame, a lock, a flush): a third of
-what a redirect costs. Request lines are therefore written by hand, in the
-format ``zarrdav serve`` gives ``logging``, with one unbuffered ``write`` of
-the whole line, so lines of concurrent requests and processes never mix.
-Everything else (errors and their tracebacks) still goes through ``logging``.
+what a redirect costs. Request lines are therefore made by hand, in the
+format ``zarrdav serve`` gives ``logging``, and written in batches, as
+nginx's ``access_log ... buffer= flush=`` does: a system call per request
+would cost as much again, and more while many threads share the GIL. A
+line is written within ``FLUSH_SECONDS``, at once if it reports a server
+error (5xx), and before the server ends (``Logged.close``). Each write holds
+whole lines and at most ``PIPE_BUF`` bytes, so lines of concurrent
+processes sharing a pipe never mix. Everything else (errors and their
+tracebacks) still goes through ``logging``.
 """
 
 from __future__ import annotations
@@ -13,7 +18,10 @@ from __future__ import annotations
 import logging
 import os
 import re
+import select
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -27,6 +35,8 @@ Answerer = Callable[[dict[str, Any]], Answer]
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9/._~-]*")
 _MILLIS = [f"{n:03d}" for n in range(1000)]  # formatting them costs more
+FLUSH_SECONDS = 0.2
+_MOST_PENDING = 4096  # lines; past this a request writes them itself, as a stalled log would
 
 
 class RequestLog:
@@ -35,6 +45,9 @@ class RequestLog:
     def __init__(self, fd: int = 2) -> None:
         self._fd = fd  # standard error, where ``zarrdav serve`` sends ``logging`` too
         self._second = (0, "")  # one (second, formatted) pair: replaced whole, so thread-safe
+        self._pending: deque[bytes] = deque()  # appends and pops are atomic: no lock per line
+        self._writing = threading.Lock()
+        self._flusher: threading.Thread | None = None
 
     def write(self, method: str, wire_path: str, status: str, elapsed_ms: float, cause: str | None) -> None:
         if not log.isEnabledFor(logging.INFO):
@@ -48,10 +61,47 @@ class RequestLog:
         millis = _MILLIS[int((now - second) * 1000)]
         suffix = f" ({cause})" if cause else ""
         line = f"{stamp}{millis} INFO zarrdav: {method} {wire_path} {status} {elapsed_ms:.1f}ms{suffix}\n"
+        pending = self._pending
+        pending.append(line.encode(errors="replace"))
+        if self._flusher is None:
+            self._start_flusher()
+        if status[0] == "5" or len(pending) > _MOST_PENDING:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every pending line now."""
+        pending = self._pending
+        with self._writing:
+            batch: list[bytes] = []
+            size = 0
+            while pending:
+                line = pending.popleft()
+                if size + len(line) > select.PIPE_BUF and batch:
+                    self._write(b"".join(batch))
+                    batch, size = [], 0
+                batch.append(line)
+                size += len(line)
+            if batch:
+                self._write(b"".join(batch))
+
+    def _write(self, data: bytes) -> None:
         try:
-            os.write(self._fd, line.encode(errors="replace"))
+            while data:
+                data = data[os.write(self._fd, data) :]
         except OSError:
             pass  # like logging: a closed or full log never fails a request
+
+    def _start_flusher(self) -> None:
+        with self._writing:
+            if self._flusher is None:
+                # Started on first use, in the process that serves (after any fork).
+                self._flusher = threading.Thread(target=self._flush_often, name="zarrdav-log", daemon=True)
+                self._flusher.start()
+
+    def _flush_often(self) -> None:
+        while True:
+            time.sleep(FLUSH_SECONDS)
+            self.flush()
 
 
 def wire_path(environ: dict[str, Any]) -> str:
@@ -62,24 +112,32 @@ def wire_path(environ: dict[str, Any]) -> str:
     return quote(raw.encode("latin-1", "replace"), safe="/:@!$&'()*+,;=~")
 
 
-def logged(answer: Answerer, requests: RequestLog) -> WSGIApp:
+class Logged:
     """The WSGI application of ``answer``: one log line per request, and a
-    plain 500 instead of any traceback."""
+    plain 500 instead of any traceback. ``close`` writes the lines still pending."""
 
-    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    __slots__ = ("_answer", "_requests")
+
+    def __init__(self, answer: Answerer, requests: RequestLog) -> None:
+        self._answer = answer
+        self._requests = requests
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()
         try:
-            status, headers, body = answer(environ)
+            status, headers, body = self._answer(environ)
         except Exception:
+            self._requests.flush()  # the lines before it, before its traceback
             log.exception("internal error on %s %s", environ["REQUEST_METHOD"], environ.get("PATH_INFO"))
             status, headers = "500 Internal Server Error", _INTERNAL_ERROR_HEADERS
             body = (b"" if environ["REQUEST_METHOD"] == "HEAD" else _INTERNAL_ERROR,)
-        requests.write(environ["REQUEST_METHOD"], wire_path(environ), status[:3],
-                       (time.perf_counter() - started) * 1000, environ.get("zarrdav.error"))
+        self._requests.write(environ["REQUEST_METHOD"], wire_path(environ), status[:3],
+                             (time.perf_counter() - started) * 1000, environ.get("zarrdav.error"))
         start_response(status, headers)
         return body
 
-    return app
+    def close(self) -> None:
+        self._requests.flush()
 
 
 _INTERNAL_ERROR = b"internal error\n"

@@ -69,8 +69,9 @@ _M_ARENA_MAX = -8  # from glibc's malloc.h
 
 
 def _serve_process(settings: Settings, reuse_port: bool) -> None:
+    app = create_app(settings)
     server = wsgi.Server(
-        (settings.host, settings.port), create_app(settings),
+        (settings.host, settings.port), app,
         numthreads=settings.threads, server_name="zarrdav", reuse_port=reuse_port,
     )
     # cheroot closes keep-alive connections beyond this many (default 10).
@@ -85,6 +86,7 @@ def _serve_process(settings: Settings, reuse_port: bool) -> None:
     _wait_for_stop(loop.is_alive)
     server.stop()
     loop.join(10)
+    app.close()
 
 
 def _wait_for_stop(running: Callable[[], bool]) -> None:
