@@ -5,8 +5,10 @@
 One Zarr (a synthetic manifest), warmed; then 1 and 16 keep-alive clients GET
 its files for ``--duration`` seconds each, against zarrdav and against a bare
 cheroot app with the same thread count answering the same 307 with the same
-headers. With ``zarrdav serve --workers``, also 16 clients against 1 and 2
-worker processes.
+headers. Each duration is split into ``WINDOWS`` windows taken in turns
+(zarrdav, bare, zarrdav, ...), so that a slower or faster spell of a shared
+machine falls on both alike. With ``zarrdav serve --workers``, also 16
+clients against 1 and 2 worker processes.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from zarrdav.manifests.reader import read_manifest_file
 
 CLIENTS = (1, 16)
 PATHS = 256
+WINDOWS = 5
 _VARYING = frozenset(("date", "server"))
 
 
@@ -78,6 +81,37 @@ def _measure(
     load = run_load(server.port, requests, clients, seconds)
     used = cpu_seconds(server.pid) - cpu
     return load, used / max(1, load.responses) * 1e6
+
+
+def _in_turns(
+    servers: list[Server], requests: list[Request], clients: int, seconds: float
+) -> tuple[list[Load], list[float], list[float]]:
+    """Each server's load over ``WINDOWS`` windows taken in turns, its CPU
+    microseconds per answer, and the first server's rate over the second's
+    in each round."""
+    loads = [Load(clients, 0.0) for _ in servers]
+    cpu = [0.0 for _ in servers]
+    ratios = []
+    for _ in range(WINDOWS):
+        rates = []
+        for n, server in enumerate(servers):
+            before = cpu_seconds(server.pid)
+            window = run_load(server.port, requests, clients, seconds / WINDOWS)
+            cpu[n] += cpu_seconds(server.pid) - before
+            _add(loads[n], window)
+            rates.append(window.rate)
+        ratios.append(rates[0] / rates[1])
+    per_answer = [used / max(1, load.responses) * 1e6 for used, load in zip(cpu, loads)]
+    return loads, per_answer, ratios
+
+
+def _add(total: Load, window: Load) -> None:
+    total.seconds += window.seconds
+    total.responses += window.responses
+    total.errors += window.errors
+    total.server_closed += window.server_closed
+    total.latencies.extend(window.latencies)
+    total.first_errors += window.first_errors[: 3 - len(total.first_errors)]
 
 
 def _row(name: str, load: Load, cpu_us: float) -> list[object]:
@@ -121,14 +155,16 @@ def run(
             work / "bare.log",
         ))
         _warm(bare.port, requests)
-        print(f"GET redirects: {len(requests)} files of a {entries}-entry manifest, {duration:g} s a run, "
-              f"{threads} server threads, zarrdav log level {log_level}")
+        print(f"GET redirects: {len(requests)} files of a {entries}-entry manifest, {duration:g} s "
+              f"a server in {WINDOWS} windows taken in turns, {threads} server threads, "
+              f"zarrdav log level {log_level}")
         results: dict[tuple[str, int], Load] = {}
         cpu: dict[tuple[str, int], float] = {}
+        ratios: dict[int, list[float]] = {}
         rows = []
         for clients in CLIENTS:
-            for name, server in (("zarrdav", zarrdav), ("bare cheroot", bare)):
-                load, cpu_us = _measure(server, requests, clients, duration)
+            loads, per_answer, ratios[clients] = _in_turns([zarrdav, bare], requests, clients, duration)
+            for name, load, cpu_us in zip(("zarrdav", "bare cheroot"), loads, per_answer):
                 results[name, clients], cpu[name, clients] = load, cpu_us
                 rows.append(_row(name, load, cpu_us))
                 for message in load.first_errors:
@@ -145,7 +181,9 @@ def run(
 
     for clients in CLIENTS:
         cpu_ratio = cpu["bare cheroot", clients] / cpu["zarrdav", clients]
-        print(f"{clients} client(s): bare cheroot CPU/req over zarrdav CPU/req {cpu_ratio:.2f} "
+        spread = ", ".join(f"{ratio:.2f}" for ratio in ratios[clients])
+        print(f"{clients} client(s): req/s zarrdav / bare cheroot by window {spread}; "
+              f"bare cheroot CPU/req over zarrdav CPU/req {cpu_ratio:.2f} "
               "(the req/s ratio a CPU-bound server would show; less sensitive to other load)")
     figures = []
     for clients in CLIENTS:
