@@ -37,7 +37,10 @@ class Provider:
         """The resource at a decoded absolute path; NotFound if none."""
         route = parse_route(path)
         if isinstance(route, ManifestRoute) and route.entry:  # a chunk: nearly every request
-            root = zarr_version_path(route.zarr_id, route.checksum)
+            # Routes refuse empty and dot segments, so the path is the
+            # canonical one: the Zarr's root is what precedes the entry.
+            inner = path[:-1] if path[-1] == "/" else path
+            root = inner[: len(inner) - len(route.entry)]
             return self._zarrs.entry(route.zarr_id, route.checksum, root, route.entry)
         if route is None:
             raise NotFound(f"nothing at {path}")
