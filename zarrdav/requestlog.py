@@ -3,9 +3,10 @@
 Through ``logging`` a line costs about 12 µs more than the request's own
 work needs (a ``LogRecord``, the caller's frame, a lock, a flush): a third of
 what a redirect costs. Request lines are therefore made by hand, in the
-format ``zarrdav serve`` gives ``logging``, and written in batches, as
-nginx's ``access_log ... buffer= flush=`` does: a system call per request
-would cost as much again, and more while many threads share the GIL. A
+format ``zarrdav serve`` gives ``logging``, and made and written in
+batches, as nginx's ``access_log ... buffer= flush=`` writes: a system call
+per request would cost as much again, and more while many threads share
+the GIL. A
 line is written within ``FLUSH_SECONDS``, at once if it reports a server
 error (5xx), and before the server ends (``Logged.close``). Each write holds
 whole lines and at most ``PIPE_BUF`` bytes, so lines of concurrent
@@ -40,29 +41,28 @@ _MOST_PENDING = 4096  # lines; past this a request writes them itself, as a stal
 
 
 class RequestLog:
-    """Writes request lines as ``LOG_FORMAT`` formats INFO records of ``log``."""
+    """Writes request lines as ``LOG_FORMAT`` formats INFO records of ``log``.
+
+    A request only notes its line's fields; lines are made and written in
+    batches, where one loop over hundreds of them costs a fraction of making
+    each on its request's path, between the server's own work.
+    """
 
     def __init__(self, fd: int = 2) -> None:
         self._fd = fd  # standard error, where ``zarrdav serve`` sends ``logging`` too
-        self._second = (0, "")  # one (second, formatted) pair: replaced whole, so thread-safe
-        self._pending: deque[bytes] = deque()  # appends and pops are atomic: no lock per line
+        self._second = (0, "")  # (second, formatted): lines of one second share it
+        # Appends and pops are atomic: no lock per request.
+        self._pending: deque[tuple[float, str, str, str, float, str | None]] = deque()
         self._writing = threading.Lock()
         self._flusher: threading.Thread | None = None
 
-    def write(self, method: str, wire_path: str, status: str, elapsed_ms: float, cause: str | None) -> None:
+    def write(self, method: str, path_info: str, status: str, elapsed_ms: float, cause: str | None) -> None:
+        """Note a request's line: its method, WSGI ``PATH_INFO``, status, time taken and
+        the cause of a failure."""
         if not log.isEnabledFor(logging.INFO):
             return
-        now = time.time()
-        second, stamp = self._second
-        if int(now) != second:
-            second = int(now)
-            stamp = time.strftime("%Y-%m-%d %H:%M:%S,", time.localtime(second))
-            self._second = (second, stamp)
-        millis = _MILLIS[int((now - second) * 1000)]
-        suffix = f" ({cause})" if cause else ""
-        line = f"{stamp}{millis} INFO zarrdav: {method} {wire_path} {status} {elapsed_ms:.1f}ms{suffix}\n"
         pending = self._pending
-        pending.append(line.encode(errors="replace"))
+        pending.append((time.time(), method, path_info, status, elapsed_ms, cause))
         if self._flusher is None:
             self._start_flusher()
         if status[0] == "5" or len(pending) > _MOST_PENDING:
@@ -75,7 +75,7 @@ class RequestLog:
             batch: list[bytes] = []
             size = 0
             while pending:
-                line = pending.popleft()
+                line = self._line(*pending.popleft())
                 if size + len(line) > select.PIPE_BUF and batch:
                     self._write(b"".join(batch))
                     batch, size = [], 0
@@ -83,6 +83,19 @@ class RequestLog:
                 size += len(line)
             if batch:
                 self._write(b"".join(batch))
+
+    def _line(
+        self, now: float, method: str, path_info: str, status: str, elapsed_ms: float, cause: str | None
+    ) -> bytes:
+        second, stamp = self._second
+        if int(now) != second:
+            second = int(now)
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S,", time.localtime(second))
+            self._second = (second, stamp)
+        millis = _MILLIS[int((now - second) * 1000)]
+        suffix = f" ({cause})" if cause else ""
+        line = f"{stamp}{millis} INFO zarrdav: {method} {wire_path(path_info)} {status} {elapsed_ms:.1f}ms{suffix}\n"
+        return line.encode(errors="replace")
 
     def _write(self, data: bytes) -> None:
         try:
@@ -104,9 +117,8 @@ class RequestLog:
             self.flush()
 
 
-def wire_path(environ: dict[str, Any]) -> str:
-    """PATH_INFO encoded as on the wire: a decoded newline cannot split the log line."""
-    raw = environ.get("PATH_INFO", "")
+def wire_path(raw: str) -> str:
+    """WSGI ``PATH_INFO`` encoded as on the wire: a decoded newline cannot split the log line."""
     if _PLAIN_PATH.fullmatch(raw):
         return raw
     return quote(raw.encode("latin-1", "replace"), safe="/:@!$&'()*+,;=~")
@@ -131,7 +143,7 @@ class Logged:
             log.exception("internal error on %s %s", environ["REQUEST_METHOD"], environ.get("PATH_INFO"))
             status, headers = "500 Internal Server Error", _INTERNAL_ERROR_HEADERS
             body = (b"" if environ["REQUEST_METHOD"] == "HEAD" else _INTERNAL_ERROR,)
-        self._requests.write(environ["REQUEST_METHOD"], wire_path(environ), status[:3],
+        self._requests.write(environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""), status[:3],
                              (time.perf_counter() - started) * 1000, environ.get("zarrdav.error"))
         start_response(status, headers)
         return body
