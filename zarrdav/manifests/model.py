@@ -142,7 +142,7 @@ class Manifest:
         per_file = files.names.nbytes + files.version_ids.nbytes + files.etags.nbytes
         per_file += files.sizes.itemsize * len(files.sizes) * 2
         per_dir = sum(map(len, dirs.names)) + 100 * len(dirs.names)
-        remembered = min(len(files.names), _DICT_FILES_KEPT) * _DICT_FILE_BYTES
+        remembered = self._dict_files_kept() * _DICT_FILE_BYTES
         remembered += min(len(dirs.names), _DIRECTORIES_KEPT) * _DICT_FILE_BYTES
         return per_file + per_dir + remembered + 1024
 
@@ -261,7 +261,7 @@ class Manifest:
 
         The files of a directory of up to ``_DICT_FILES`` files are put in a
         dict by name on first use (kept while all kept dicts hold under
-        ``_DICT_FILES_KEPT``); a larger directory is binary-searched in its column.
+        ``_dict_files_kept``); a larger directory is binary-searched in its column.
         """
         numbers = self._numbers.get(directory)
         if numbers is not None:
@@ -276,11 +276,17 @@ class Manifest:
         numbers = dict(zip(names.texts(first, end), range(first, end)))
         with self._memo_lock:
             self._numbers_size += end - first
-            if self._numbers_size > _DICT_FILES_KEPT:
+            if self._numbers_size > self._dict_files_kept():
                 self._numbers = {}
                 self._numbers_size = end - first
             self._numbers[directory] = numbers
         return numbers.get(name)
+
+    def _dict_files_kept(self) -> int:
+        """At most a quarter of the files (or one directory's worth), so that
+        what lookups remember weighs little beside the columns."""
+        files = len(self._files.names)
+        return min(files, max(_DICT_FILES, min(files // 4, _DICT_FILES_KEPT)))
 
     def _file(self, index: int, path: str) -> ManifestFile:
         files = self._files
