@@ -5,8 +5,8 @@ anonymous access), answered by ``zarrdav.dav.handlers`` through the
 provider's ``custom_request_handler``, because zarrdav refuses infinite
 PROPFIND and writes its own multistatus answers. GET and HEAD (redirects and
 HTML pages, nearly all traffic) and the refused write methods go to the same
-handlers directly. Every answer is made whole before it is sent: one small layer adds CORS
-headers and logs one line per request.
+handlers directly. Every answer is made whole before it is sent; one small
+layer adds CORS headers and logs one line per request.
 """
 
 from __future__ import annotations

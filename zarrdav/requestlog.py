@@ -3,13 +3,12 @@
 Through ``logging`` a line costs about 12 µs more than the request's own
 work needs (a ``LogRecord``, the caller's frame, a lock, a flush): a third of
 what a redirect costs. Request lines are therefore made by hand, in the
-format ``zarrdav serve`` gives ``logging``, and made and written in
-batches, as nginx's ``access_log ... buffer= flush=`` writes: a system call
-per request would cost as much again, and more while many threads share
-the GIL. A
-line is written within ``FLUSH_SECONDS``, at once if it reports a server
-error (5xx), and before the server ends (``Logged.close``). Each write holds
-whole lines and at most ``PIPE_BUF`` bytes, so lines of concurrent
+format ``zarrdav serve`` gives ``logging``, and made and written in batches,
+as nginx's ``access_log ... buffer= flush=`` writes them: a system call per
+request would cost as much again, and more while many threads share the
+GIL. A line is written within ``FLUSH_SECONDS``, at once if it reports a
+server error (5xx), and before the server ends (``Logged.close``). Each
+write holds whole lines and at most ``PIPE_BUF`` bytes, so lines of
 processes sharing a pipe never mix. Everything else (errors and their
 tracebacks) still goes through ``logging``.
 """
@@ -37,7 +36,9 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9/._~-]*")
 _MILLIS = [f"{n:03d}" for n in range(1000)]  # formatting them costs more
 FLUSH_SECONDS = 0.2
-_MOST_PENDING = 4096  # lines; past this a request writes them itself, as a stalled log would
+# Past this many pending lines a request writes them itself: a stalled log
+# slows requests down rather than filling memory.
+_MOST_PENDING = 4096
 
 
 class RequestLog:
@@ -94,7 +95,8 @@ class RequestLog:
             self._second = (second, stamp)
         millis = _MILLIS[int((now - second) * 1000)]
         suffix = f" ({cause})" if cause else ""
-        line = f"{stamp}{millis} INFO zarrdav: {method} {wire_path(path_info)} {status} {elapsed_ms:.1f}ms{suffix}\n"
+        path = wire_path(path_info)
+        line = f"{stamp}{millis} INFO zarrdav: {method} {path} {status} {elapsed_ms:.1f}ms{suffix}\n"
         return line.encode(errors="replace")
 
     def _write(self, data: bytes) -> None:
