@@ -42,8 +42,6 @@ class ZarrViews:
     def entry(self, zarr_id: str, checksum: str, root: str, path: str) -> Resource:
         """The entry at ``path`` inside the Zarr shown at ``root``."""
         found = self.manifests.manifest(zarr_id, checksum).lookup(path)
-        if isinstance(found, ManifestFile):
-            return self._file(zarr_id, root, found)
         if found is None:
             raise NotFound(f"no entry {path!r} in Zarr {zarr_id} as of {checksum}")
         return self._resource(zarr_id, root, found)

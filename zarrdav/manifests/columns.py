@@ -115,10 +115,7 @@ class FixedBytes:
         return self._value(index).tobytes()
 
     def text(self, index: int) -> str:
-        if not 0 <= index < self._count:
-            raise IndexError(index)
-        width = self.width
-        return self.blob[index * width : (index + 1) * width].tobytes().decode()
+        return self[index].decode()
 
     def bisect_left(self, key: bytes, low: int, high: int) -> int:
         blob, width = self.blob, self.width
@@ -158,9 +155,7 @@ class HexDigests(FixedBytes):
         return self._value(index).hex().encode()
 
     def text(self, index: int) -> str:
-        if not 0 <= index < self._count:
-            raise IndexError(index)
-        return self.blob[index * 16 : (index + 1) * 16].hex()
+        return self._value(index).hex()
 
     def bisect_left(self, key: bytes, low: int, high: int) -> int:
         while low < high:  # values are hex, the blob raw: compare what __getitem__ gives
