@@ -60,13 +60,10 @@ class ManifestDirectory:
 
 ManifestEntry = ManifestFile | ManifestDirectory
 
-# Bounds of what lookups remember: directory paths (``Manifest._directory_number``),
-# and files of directories kept in dicts by name (``Manifest._file_number``),
-# with what one such file costs: a short str key and a dict slot.
+# Directory paths lookups remember (``Manifest._directory_number``), and what
+# one costs: a short str key and a dict slot.
 _DIRECTORIES_KEPT = 4096
-_DICT_FILES = 4096
-_DICT_FILES_KEPT = 1 << 16
-_DICT_FILE_BYTES = 100
+_DIRECTORY_PATH_BYTES = 100
 
 # A file as a directory listing shows it: name, size, last modified, ETag.
 FileRow = tuple[str, int, datetime, str]
@@ -105,7 +102,7 @@ class Manifest:
 
     __slots__ = (
         "source", "statistics", "_dirs", "_files",
-        "_directories", "_numbers", "_numbers_size", "_memo_lock",
+        "_directories", "_memo_lock",
     )
 
     def __init__(
@@ -115,11 +112,9 @@ class Manifest:
         self.statistics = statistics
         self._dirs = dirs
         self._files = files
-        # Lookups remember what they resolved, within bounds; replacing a
-        # memo whole (under the lock) keeps readers without one safe.
+        # Lookups remember the directories they resolved, within a bound;
+        # replacing the memo whole (under the lock) keeps its readers safe.
         self._directories: dict[str, int] = {}  # see _directory_number
-        self._numbers: dict[int, dict[str, int]] = {}  # see _file_number
-        self._numbers_size = 0
         self._memo_lock = threading.Lock()
         self._directories[""] = 0
 
@@ -142,8 +137,7 @@ class Manifest:
         per_file = files.names.nbytes + files.version_ids.nbytes + files.etags.nbytes
         per_file += files.sizes.itemsize * len(files.sizes) * 2
         per_dir = sum(map(len, dirs.names)) + 100 * len(dirs.names)
-        remembered = self._dict_files_kept() * _DICT_FILE_BYTES
-        remembered += min(len(dirs.names), _DIRECTORIES_KEPT) * _DICT_FILE_BYTES
+        remembered = min(len(dirs.names), _DIRECTORIES_KEPT) * _DIRECTORY_PATH_BYTES
         return per_file + per_dir + remembered + 1024
 
     def lookup(self, path: str) -> ManifestEntry | None:
@@ -151,7 +145,7 @@ class Manifest:
 
         A trailing ``/`` only matches a directory. Every Zarr chunk GET comes
         here: its directory is usually one dict lookup away (see
-        ``_directory_number``), and so is the file (see ``_file_number``).
+        ``_directory_number``), and the file a binary search (see ``_file_number``).
         """
         inner = path.strip("/")
         parent, _, name = inner.rpartition("/")
@@ -259,34 +253,17 @@ class Manifest:
     def _file_number(self, directory: int, name: str) -> int | None:
         """The number of the directory's file ``name``, or None.
 
-        The files of a directory of up to ``_DICT_FILES`` files are put in a
-        dict by name on first use (kept while all kept dicts hold under
-        ``_dict_files_kept``); a larger directory is binary-searched in its column.
+        A binary search in the column, never a dict of the directory's names:
+        a reader usually GETs each chunk once, so a dict would rarely repay
+        its making, and readers sweeping more directories than such dicts
+        may hold would make them again on every GET.
         """
-        numbers = self._numbers.get(directory)
-        if numbers is not None:
-            return numbers.get(name)
         dirs, names = self._dirs, self._files.names
         first = dirs.first_file[directory]
         end = first + dirs.file_count[directory]
-        if end - first > _DICT_FILES:
-            key = name.encode()
-            index = names.bisect_left(key, first, end)
-            return index if index < end and names[index] == key else None
-        numbers = dict(zip(names.texts(first, end), range(first, end)))
-        with self._memo_lock:
-            self._numbers_size += end - first
-            if self._numbers_size > self._dict_files_kept():
-                self._numbers = {}
-                self._numbers_size = end - first
-            self._numbers[directory] = numbers
-        return numbers.get(name)
-
-    def _dict_files_kept(self) -> int:
-        """At most a quarter of the files (or one directory's worth), so that
-        what lookups remember weighs little beside the columns."""
-        files = len(self._files.names)
-        return min(files, max(_DICT_FILES, min(files // 4, _DICT_FILES_KEPT)))
+        key = name.encode()
+        index = names.bisect_left(key, first, end)
+        return index if index < end and names[index] == key else None
 
     def _file(self, index: int, path: str) -> ManifestFile:
         files = self._files
