@@ -254,7 +254,7 @@ def test_listing_rows_follow_children(seed: int) -> None:
 
 
 @pytest.mark.parametrize("column", ["packed", "fixed", "digests"])
-def test_columns_bisect_as_bisect_does(column: str) -> None:
+def test_columns_bisect_and_find_as_bisect_does(column: str) -> None:
     values = sorted({b"0", b"0.1", b"1", b"10", b"2", b"a", b"\xc3\xa9"}) if column == "packed" else (
         [b"%02d" % n for n in range(0, 40, 3)] if column == "fixed"
         else sorted(hashlib.md5(b"%d" % n).hexdigest().encode() for n in range(9)))
@@ -266,6 +266,8 @@ def test_columns_bisect_as_bisect_does(column: str) -> None:
     for key in keys:
         for low, high in ((0, len(values)), (1, len(values) - 1), (2, 2)):
             assert built.bisect_left(key, low, high) == bisect.bisect_left(values, key, low, high)
+            found = built.index_of(key, low, high)
+            assert found == (values.index(key) if key in values[low:high] else None)
 
 
 @pytest.mark.parametrize("limits", ["as shipped", "tiny"])

@@ -51,19 +51,21 @@ class RequestLog:
 
     def __init__(self, fd: int = 2) -> None:
         self._fd = fd  # standard error, where ``zarrdav serve`` sends ``logging`` too
-        self._second = (0, "")  # (second, formatted): lines of one second share it
+        # Lines of one second share its formatted stamp (made under _writing).
+        self._second = 0
+        self._stamp = ""
         # Appends and pops are atomic: no lock per request.
-        self._pending: deque[tuple[float, str, str, str, float, str | None]] = deque()
+        self._pending: deque[tuple[float, float, str, str, str, str | None]] = deque()
         self._writing = threading.Lock()
         self._flusher: threading.Thread | None = None
 
-    def write(self, method: str, path_info: str, status: str, elapsed_ms: float, cause: str | None) -> None:
-        """Note a request's line: its method, WSGI ``PATH_INFO``, status, time taken and
-        the cause of a failure."""
+    def write(self, method: str, path_info: str, status: str, started: float, cause: str | None) -> None:
+        """Note a request's line: its method, WSGI ``PATH_INFO``, status, when it
+        started (``time.perf_counter``) and the cause of a failure."""
         if not log.isEnabledFor(logging.INFO):
             return
         pending = self._pending
-        pending.append((time.time(), method, path_info, status, elapsed_ms, cause))
+        pending.append((started, time.perf_counter(), method, path_info, status, cause))
         if self._flusher is None:
             self._start_flusher()
         if status[0] == "5" or len(pending) > _MOST_PENDING:
@@ -73,10 +75,23 @@ class RequestLog:
         """Write every pending line now."""
         pending = self._pending
         with self._writing:
+            # Read together, the two clocks place the requests' perf_counter
+            # readings in wall-clock time: a request reads one clock, not two.
+            wall = time.time() - time.perf_counter()
             batch: list[bytes] = []
             size = 0
             while pending:
-                line = self._line(*pending.popleft())
+                started, ended, method, path_info, status, cause = pending.popleft()
+                now = wall + ended
+                if int(now) != self._second:
+                    self._second = int(now)
+                    self._stamp = time.strftime("%Y-%m-%d %H:%M:%S,", time.localtime(self._second))
+                millis = _MILLIS[int((now - self._second) * 1000)]
+                tenths = int((ended - started) * 10_000)
+                path = path_info if _PLAIN_PATH.fullmatch(path_info) else _wire_path(path_info)
+                suffix = f" ({cause})" if cause else ""
+                line = (f"{self._stamp}{millis} INFO zarrdav: {method} {path} {status} "
+                        f"{tenths // 10}.{tenths % 10}ms{suffix}\n").encode(errors="replace")
                 if size + len(line) > select.PIPE_BUF and batch:
                     self._write(b"".join(batch))
                     batch, size = [], 0
@@ -84,20 +99,6 @@ class RequestLog:
                 size += len(line)
             if batch:
                 self._write(b"".join(batch))
-
-    def _line(
-        self, now: float, method: str, path_info: str, status: str, elapsed_ms: float, cause: str | None
-    ) -> bytes:
-        second, stamp = self._second
-        if int(now) != second:
-            second = int(now)
-            stamp = time.strftime("%Y-%m-%d %H:%M:%S,", time.localtime(second))
-            self._second = (second, stamp)
-        millis = _MILLIS[int((now - second) * 1000)]
-        suffix = f" ({cause})" if cause else ""
-        path = wire_path(path_info)
-        line = f"{stamp}{millis} INFO zarrdav: {method} {path} {status} {elapsed_ms:.1f}ms{suffix}\n"
-        return line.encode(errors="replace")
 
     def _write(self, data: bytes) -> None:
         try:
@@ -119,10 +120,8 @@ class RequestLog:
             self.flush()
 
 
-def wire_path(raw: str) -> str:
+def _wire_path(raw: str) -> str:
     """WSGI ``PATH_INFO`` encoded as on the wire: a decoded newline cannot split the log line."""
-    if _PLAIN_PATH.fullmatch(raw):
-        return raw
     return quote(raw.encode("latin-1", "replace"), safe="/:@!$&'()*+,;=~")
 
 
@@ -146,7 +145,7 @@ class Logged:
             status, headers = "500 Internal Server Error", _INTERNAL_ERROR_HEADERS
             body = (b"" if environ["REQUEST_METHOD"] == "HEAD" else _INTERNAL_ERROR,)
         self._requests.write(environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""), status[:3],
-                             (time.perf_counter() - started) * 1000, environ.get("zarrdav.error"))
+                             started, environ.get("zarrdav.error"))
         start_response(status, headers)
         return body
 

@@ -37,6 +37,10 @@ class BytesColumn(Protocol):
         """
         ...
 
+    def index_of(self, key: bytes, low: int, high: int) -> int | None:
+        """The index of ``key`` in the sorted run ``[low, high)``, or None."""
+        ...
+
     def text(self, index: int) -> str: ...
 
     def texts(self, start: int, stop: int) -> list[str]:
@@ -75,6 +79,12 @@ class PackedBytes:
 
     def text(self, index: int) -> str:
         return self[index].decode()
+
+    def index_of(self, key: bytes, low: int, high: int) -> int | None:
+        index = self.bisect_left(key, low, high)
+        offsets = self.offsets
+        # A memoryview equals bytes of the same content: no copy to compare.
+        return index if index < high and self.blob[offsets[index] : offsets[index + 1]] == key else None
 
     def bisect_left(self, key: bytes, low: int, high: int) -> int:
         blob, offsets = self.blob, self.offsets
@@ -115,7 +125,11 @@ class FixedBytes:
         return self._value(index).tobytes()
 
     def text(self, index: int) -> str:
-        return self[index].decode()
+        return self._value(index).tobytes().decode()
+
+    def index_of(self, key: bytes, low: int, high: int) -> int | None:
+        index = self.bisect_left(key, low, high)
+        return index if index < high and self[index] == key else None
 
     def bisect_left(self, key: bytes, low: int, high: int) -> int:
         blob, width = self.blob, self.width

@@ -258,12 +258,10 @@ class Manifest:
         its making, and readers sweeping more directories than such dicts
         may hold would make them again on every GET.
         """
-        dirs, names = self._dirs, self._files.names
+        dirs = self._dirs
         first = dirs.first_file[directory]
         end = first + dirs.file_count[directory]
-        key = name.encode()
-        index = names.bisect_left(key, first, end)
-        return index if index < end and names[index] == key else None
+        return self._files.names.index_of(name.encode(), first, end)
 
     def _file(self, index: int, path: str) -> ManifestFile:
         files = self._files
