@@ -23,6 +23,7 @@ import httpx
 from zarrdav.demo.guide import READY
 
 DEMO_STARTUP_LIMIT = 60  # seconds; the demo takes a few, more on a loaded CI machine
+DEMO_STOP_LIMIT = 20  # seconds; it stops in one or two
 
 
 def free_port() -> int:
@@ -192,8 +193,14 @@ def zarrdav_demo() -> Iterator[Demo]:
             yield running
         finally:
             if process.poll() is None:
-                process.kill()
-                process.wait(10)
+                # SIGTERM, as a user's Ctrl-C would: the demo deletes its
+                # working directory on the way out (SIGKILL left it in /tmp).
+                process.terminate()
+                try:
+                    process.wait(DEMO_STOP_LIMIT)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(10)
 
 
 def _collect(process: subprocess.Popen[str], lines: list[str], ready: threading.Event) -> None:
