@@ -33,12 +33,12 @@ class BytesColumn(Protocol):
     def bisect_left(self, key: bytes, low: int, high: int) -> int:
         """Where ``key`` goes in the sorted run ``[low, high)``, as ``bisect.bisect_left``.
 
-        A lookup's binary search, without a method call per probe.
+        Without a method call per probe: listings place subdirectories with it.
         """
         ...
 
     def index_of(self, key: bytes, low: int, high: int) -> int | None:
-        """The index of ``key`` in the sorted run ``[low, high)``, or None."""
+        """The index of ``key`` in the sorted run ``[low, high)``, or None: a file lookup."""
         ...
 
     def text(self, index: int) -> str: ...
