@@ -38,7 +38,7 @@ from common import (
     start_server,
     zarr_url,
 )
-from redirects import _redirect_paths, _warm
+from redirects import redirect_paths, warm
 from synthetic import write_manifest
 
 SETTLE_SECONDS = 20  # the background indexer saves the manifest after the warm-up
@@ -86,18 +86,18 @@ def run(count: int, entries: int) -> tuple[float, float]:
         tree = work / "tree"
         zarr_id, checksum = fake_zarr_id("redirects"), fake_checksum("redirects", entries)
         manifest = write_manifest(manifest_file(tree, zarr_id, checksum), entries)
-        requests = _redirect_paths(manifest, zarr_url(zarr_id, checksum))
+        requests = redirect_paths(manifest, zarr_url(zarr_id, checksum))
         command = [*ZARRDAV, "--manifest-root", str(tree), "--index-dir", str(work / "index"),
                    "--threads", THREADS]
         out = work / "zarrdav.callgrind"
         with start_server(_under_callgrind(command, out), work / "zarrdav.log", timeout=600) as zarrdav:
-            headers = _warm(zarrdav.port, requests)
+            headers = warm(zarrdav.port, requests)
             zarrdav_count = _per_request(zarrdav, out, requests, count)
         bare_command = [sys.executable, str(BENCH / "bare_server.py"), THREADS, "307 Temporary Redirect",
                         json.dumps(headers)]
         out = work / "bare.callgrind"
         with start_server(_under_callgrind(bare_command, out), work / "bare.log", timeout=600) as bare:
-            _warm(bare.port, requests)
+            warm(bare.port, requests)
             bare_count = _per_request(bare, out, requests, count)
     return zarrdav_count, bare_count
 

@@ -53,14 +53,14 @@ WINDOWS = 5
 _VARYING = frozenset(("date", "server"))
 
 
-def _redirect_paths(manifest: Path, root: str) -> list[Request]:
+def redirect_paths(manifest: Path, root: str) -> list[Request]:
     """GETs of ``PATHS`` files spread over the manifest."""
     files = [f.path for f in read_manifest_file(manifest).files()]
     step = max(1, len(files) // PATHS)
     return [Request("GET", root + quote(path), 307) for path in files[::step][:PATHS]]
 
 
-def _warm(port: int, requests: list[Request]) -> list[tuple[str, str]]:
+def warm(port: int, requests: list[Request]) -> list[tuple[str, str]]:
     """GET every path once; the headers of the last answer, but for Date and Server."""
     connection = http.client.HTTPConnection(HOST, port, timeout=60)
     headers: list[tuple[str, str]] = []
@@ -130,7 +130,7 @@ def _workers(tree: Path, work: Path, requests: list[Request], threads: int, seco
                            "--threads", str(threads), "--log-level", log_level,
                            index_dir=work / "index") as server:
             for _ in range(4 * workers):  # the kernel spreads connections over workers
-                _warm(server.port, requests)
+                warm(server.port, requests)
             measured.append(_measure(server, requests, CLIENTS[-1], seconds))
     return measured
 
@@ -144,17 +144,17 @@ def run(
         tree = work / "tree"
         zarr_id, checksum = fake_zarr_id("redirects"), fake_checksum("redirects", entries)
         manifest = write_manifest(manifest_file(tree, zarr_id, checksum), entries)
-        requests = _redirect_paths(manifest, zarr_url(zarr_id, checksum))
+        requests = redirect_paths(manifest, zarr_url(zarr_id, checksum))
         zarrdav = servers.enter_context(start_zarrdav(
             tree, work / "zarrdav.log", "--threads", str(threads), "--log-level", log_level,
             index_dir=work / "index"))
-        headers = _warm(zarrdav.port, requests)
+        headers = warm(zarrdav.port, requests)
         bare = servers.enter_context(start_server(
             [sys.executable, str(BENCH / "bare_server.py"), str(threads), "307 Temporary Redirect",
              json.dumps(headers)],
             work / "bare.log",
         ))
-        _warm(bare.port, requests)
+        warm(bare.port, requests)
         print(f"GET redirects: {len(requests)} files of a {entries}-entry manifest, {duration:g} s "
               f"a server in {WINDOWS} windows taken in turns, {threads} server threads, "
               f"zarrdav log level {log_level}")
