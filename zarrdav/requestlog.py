@@ -88,7 +88,7 @@ class RequestLog:
                     self._stamp = time.strftime("%Y-%m-%d %H:%M:%S,", time.localtime(self._second))
                 millis = _MILLIS[int((now - self._second) * 1000)]
                 tenths = int((ended - started) * 10_000)
-                path = path_info if _PLAIN_PATH.fullmatch(path_info) else _wire_path(path_info)
+                path = wire_path(path_info)
                 suffix = f" ({cause})" if cause else ""
                 line = (f"{self._stamp}{millis} INFO zarrdav: {method} {path} {status} "
                         f"{tenths // 10}.{tenths % 10}ms{suffix}\n").encode(errors="replace")
@@ -120,8 +120,10 @@ class RequestLog:
             self.flush()
 
 
-def _wire_path(raw: str) -> str:
+def wire_path(raw: str) -> str:
     """WSGI ``PATH_INFO`` encoded as on the wire: a decoded newline cannot split the log line."""
+    if _PLAIN_PATH.fullmatch(raw):
+        return raw
     return quote(raw.encode("latin-1", "replace"), safe="/:@!$&'()*+,;=~")
 
 

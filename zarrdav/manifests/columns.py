@@ -51,7 +51,23 @@ class BytesColumn(Protocol):
     def nbytes(self) -> int: ...
 
 
-class PackedBytes:
+class _Searchable:
+    """``index_of`` from a column's own ``bisect_left`` and ``__getitem__``."""
+
+    __slots__ = ()
+
+    def __getitem__(self, index: int) -> bytes:
+        raise NotImplementedError
+
+    def bisect_left(self, key: bytes, low: int, high: int) -> int:
+        raise NotImplementedError
+
+    def index_of(self, key: bytes, low: int, high: int) -> int | None:
+        index = self.bisect_left(key, low, high)
+        return index if index < high and self[index] == key else None
+
+
+class PackedBytes(_Searchable):
     """Byte strings of any length: one buffer, and ``count + 1`` offsets into it
     (value ``i`` is ``blob[offsets[i]:offsets[i + 1]]``)."""
 
@@ -80,12 +96,6 @@ class PackedBytes:
     def text(self, index: int) -> str:
         return self[index].decode()
 
-    def index_of(self, key: bytes, low: int, high: int) -> int | None:
-        index = self.bisect_left(key, low, high)
-        offsets = self.offsets
-        # A memoryview equals bytes of the same content: no copy to compare.
-        return index if index < high and self.blob[offsets[index] : offsets[index + 1]] == key else None
-
     def bisect_left(self, key: bytes, low: int, high: int) -> int:
         blob, offsets = self.blob, self.offsets
         while low < high:
@@ -108,7 +118,7 @@ class PackedBytes:
         return len(self.blob) + self.offsets.itemsize * len(self.offsets)
 
 
-class FixedBytes:
+class FixedBytes(_Searchable):
     """Byte strings that all have one length: a buffer and no offsets."""
 
     __slots__ = ("blob", "width", "_count")
@@ -126,10 +136,6 @@ class FixedBytes:
 
     def text(self, index: int) -> str:
         return self._value(index).tobytes().decode()
-
-    def index_of(self, key: bytes, low: int, high: int) -> int | None:
-        index = self.bisect_left(key, low, high)
-        return index if index < high and self[index] == key else None
 
     def bisect_left(self, key: bytes, low: int, high: int) -> int:
         blob, width = self.blob, self.width
