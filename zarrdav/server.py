@@ -18,6 +18,7 @@ from cheroot import wsgi
 
 from zarrdav.app import create_app
 from zarrdav.config import Settings
+from zarrdav.connection import KeepAliveConnection
 from zarrdav.requestlog import LOG_FORMAT
 
 
@@ -74,6 +75,7 @@ def _serve_process(settings: Settings, reuse_port: bool) -> None:
         (settings.host, settings.port), app,
         numthreads=settings.threads, server_name="zarrdav", reuse_port=reuse_port,
     )
+    server.ConnectionClass = KeepAliveConnection
     # cheroot closes keep-alive connections beyond this many (default 10).
     server.keep_alive_conn_limit = max(64, settings.threads * 4)
     server.prepare()
