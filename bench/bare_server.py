@@ -1,10 +1,13 @@
 """The baseline: a bare cheroot WSGI app answering every request with one fixed response.
 
-    python bench/bare_server.py THREADS STATUS HEADERS_JSON
+    python bench/bare_server.py THREADS STATUS HEADERS_JSON [--zarrdav-connection]
 
 Listens on a free port of 127.0.0.1, configured as ``zarrdav serve`` configures
 cheroot (same thread count, same keep-alive connection limit), and prints
-``http://127.0.0.1:<port>/`` once listening.
+``http://127.0.0.1:<port>/`` once listening. Stock cheroot is the baseline of
+target 1; with ``--zarrdav-connection`` it serves through zarrdav's
+``KeepAliveConnection`` too, so that the difference to zarrdav is the
+application alone.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from cheroot import wsgi
+
+from zarrdav.connection import KeepAliveConnection
 
 
 def fixed_app(status: str, headers: list[tuple[str, str]]) -> Callable[..., Iterable[bytes]]:
@@ -33,6 +38,8 @@ def main() -> None:
     app = fixed_app(status, [(name, value) for name, value in headers])
     server = wsgi.Server(("127.0.0.1", 0), app, numthreads=threads, server_name="zarrdav")
     server.keep_alive_conn_limit = max(64, threads * 4)
+    if "--zarrdav-connection" in sys.argv[4:]:
+        server.ConnectionClass = KeepAliveConnection
     server.prepare()
     print(f"bare cheroot on http://127.0.0.1:{server.bind_addr[1]}/", file=sys.stderr, flush=True)
     server.serve()

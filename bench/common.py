@@ -223,7 +223,67 @@ class Load:
         return self.responses / self.seconds
 
 
-_DISCONNECTS = (http.client.RemoteDisconnected, ConnectionError)
+class ServerClosed(Exception):
+    """The server closed the connection before a whole answer."""
+
+
+class LeanConnection:
+    """A keep-alive HTTP/1.1 client that leaves the CPU to the server.
+
+    ``http.client`` spends about 150 µs of CPU a request parsing headers
+    through the email package; 16 such clients took a whole core of this
+    2-core machine away from the servers they measured. This one sends
+    pre-encoded requests and reads the status, Content-Length and
+    Connection of each answer: about 25 µs. Every answer zarrdav and the
+    bare app give has a Content-Length.
+    """
+
+    def __init__(self, port: int, timeout: float = 30.0) -> None:
+        self._socket = socket.create_connection((HOST, port), timeout=timeout)
+        self._host = f"{HOST}:{port}".encode()
+        self._buffer = b""
+
+    def encode(self, request: Request) -> bytes:
+        """The bytes of ``request`` on this connection."""
+        lines = [f"{request.method} {request.path} HTTP/1.1".encode(), b"Host: " + self._host]
+        lines += [f"{name}: {value}".encode() for name, value in request.headers]
+        if request.body:
+            lines.append(b"Content-Length: %d" % len(request.body))
+        return b"\r\n".join(lines) + b"\r\n\r\n" + request.body
+
+    def exchange(self, encoded: bytes) -> tuple[int, bytes, bool]:
+        """Send one encoded request; its status, body, and whether the server closes."""
+        self._socket.sendall(encoded)
+        while (end := self._buffer.find(b"\r\n\r\n")) < 0:
+            self._receive()
+        head, self._buffer = self._buffer[:end].lower(), self._buffer[end + 4:]
+        status = int(head[9:12])
+        declared = _header(head, b"content-length")
+        if declared is None:
+            raise ValueError(f"{status} answer without Content-Length: {head[:200]!r}")
+        length = int(declared)
+        while len(self._buffer) < length:
+            self._receive()
+        body, self._buffer = self._buffer[:length], self._buffer[length:]
+        return status, body, _header(head, b"connection") == b"close"
+
+    def _receive(self) -> None:
+        data = self._socket.recv(65536)
+        if not data:
+            raise ServerClosed("connection closed by the server")
+        self._buffer += data
+
+    def close(self) -> None:
+        self._socket.close()
+
+
+def _header(head: bytes, name: bytes) -> bytes | None:
+    """The value of header ``name`` in a lowercased response head, if there."""
+    start = head.find(b"\r\n" + name + b":")
+    if start < 0:
+        return None
+    end = head.find(b"\r\n", start + 2)
+    return head[start + len(name) + 3:end if end >= 0 else None].strip()
 
 
 def _client(
@@ -232,37 +292,38 @@ def _client(
     """One keep-alive client: cycle through ``requests`` until ``stop_at``."""
     tally: dict[str, Any] = {"responses": 0, "errors": 0, "server_closed": 0, "first_errors": []}
     latencies = array("d")
-    connection = http.client.HTTPConnection(HOST, port, timeout=30)
-    connection.connect()
+    connection = LeanConnection(port)
+    encoded = [connection.encode(request) for request in requests]
     results.put("ready")
     go.wait()
     deadline = stop_at.value
     index = offset
     clock = time.monotonic
     while (started := clock()) < deadline:
-        request = requests[index % len(requests)]
+        request, encoded_request = requests[index % len(requests)], encoded[index % len(requests)]
         index += 1
         try:
-            response, body = send(connection, request)
-        except _DISCONNECTS as error:
+            status, body, closes = connection.exchange(encoded_request)
+        except (ServerClosed, ConnectionError) as error:
             tally["server_closed"] += 1
             _note(tally, f"{request.method} {request.path}: {error!r}")
-            connection.close()
-            continue
+            closes = True
         except Exception as error:  # noqa: BLE001 - every failure is counted, none stops the run
             tally["errors"] += 1
             _note(tally, f"{request.method} {request.path}: {error!r}")
-            connection.close()
-            continue
-        latencies.append(clock() - started)
-        if response.status == request.expect:
-            tally["responses"] += 1
+            closes = True
         else:
-            tally["errors"] += 1
-            _note(tally, f"{request.method} {request.path}: {response.status} {body[:100]!r}")
-        if response.will_close:
-            tally["server_closed"] += 1
+            latencies.append(clock() - started)
+            if status == request.expect:
+                tally["responses"] += 1
+            else:
+                tally["errors"] += 1
+                _note(tally, f"{request.method} {request.path}: {status} {body[:100]!r}")
+            if closes:
+                tally["server_closed"] += 1
+        if closes:
             connection.close()
+            connection = LeanConnection(port)
     connection.close()
     tally["latencies"] = latencies.tobytes()
     results.put(tally)
