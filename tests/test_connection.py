@@ -8,6 +8,8 @@ pipelining, pauses and many connections are exactly what the tests send.
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -48,14 +50,16 @@ class _Client:
     def __init__(self, server: wsgi.Server) -> None:
         self.socket = socket.create_connection(server.bind_addr[:2], timeout=10)
         self._buffer = b""
+        self.closed_by_server = False
 
     def send(self, *paths: str) -> None:
         self.socket.sendall(b"".join(
             f"GET {path} HTTP/1.1\r\nHost: test\r\n\r\n".encode() for path in paths
         ))
 
-    def answer(self) -> tuple[str, str]:
-        """The status line and the body of the next answer."""
+    def answer(self, closing_ok: bool = False) -> tuple[str, str]:
+        """The status line and the body of the next answer, which must keep
+        the connection open unless ``closing_ok``."""
         while b"\r\n\r\n" not in self._buffer:
             self._receive()
         head, _, self._buffer = self._buffer.partition(b"\r\n\r\n")
@@ -65,7 +69,9 @@ class _Client:
         while len(self._buffer) < length:
             self._receive()
         body, self._buffer = self._buffer[:length], self._buffer[length:]
-        assert headers.get("connection") != "close"
+        self.closed_by_server = headers.get("connection") == "close"
+        if self.closed_by_server and not closing_ok:
+            raise AssertionError(f"the server closed the connection after {lines[0]}")
         return lines[0], body.decode()
 
     def _receive(self) -> None:
@@ -115,40 +121,58 @@ def test_a_connection_that_pauses_is_still_answered(pause: float) -> None:
 
 
 def _hammer(server: wsgi.Server, stop: threading.Event, answered: list[int]) -> None:
-    """Send request after request on one connection until ``stop``."""
+    """Send request after request on one connection until ``stop``; a stopping
+    server may close the connection."""
     try:
         client = _Client(server)
         while not stop.is_set():
             client.send("/busy")
-            client.answer()
+            client.answer(closing_ok=True)
             answered.append(1)
+            if client.closed_by_server:
+                assert not server.ready, "closed while serving"
+                break
         client.close()
     except (ConnectionError, OSError):
         pass  # the server went away
 
 
+# A client in its own process (in a thread it would share the GIL with the
+# server and pause) that keeps 64 requests ahead of the answers, so the
+# server always has its next request: it never pauses, however long it runs.
+_PIPELINING_CLIENT = """
+import socket, sys
+connection = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+request = b"GET /busy HTTP/1.1\\r\\nHost: test\\r\\n\\r\\n"
+connection.sendall(request * 64)
+unread = b""
+while data := connection.recv(65536):
+    unread += data
+    answers = unread.count(b"\\r\\n\\r\\n")  # answers have no CRLF in their bodies
+    unread = unread[unread.rfind(b"\\r\\n\\r\\n") + 4:] if answers else unread[-3:]
+    connection.sendall(request * answers)
+"""
+
+
 def test_a_new_client_is_answered_while_busy_clients_hold_every_worker() -> None:
-    """Lingering stops while another connection waits for a worker."""
-    stop = threading.Event()
-    answered: list[int] = []
+    """A connection goes back to cheroot's queue while another waits for a worker."""
     with _server(threads=2) as server:
-        hammers = [threading.Thread(target=_hammer, args=(server, stop, answered)) for _ in range(2)]
-        for hammer in hammers:
-            hammer.start()
-        time.sleep(0.3)
-        client = _Client(server)
-        client.socket.settimeout(5)
+        busy = [subprocess.Popen([sys.executable, "-c", _PIPELINING_CLIENT, str(server.bind_addr[1])])
+                for _ in range(2)]
         try:
+            time.sleep(0.5)
+            client = _Client(server)
+            client.socket.settimeout(5)
             client.send("/newcomer")
             body = client.answer()[1]
-            during = len(answered)
-        finally:
-            stop.set()
-            for hammer in hammers:
-                hammer.join(10)
             client.close()
+            still_busy = [process.poll() is None for process in busy]
+        finally:
+            for process in busy:
+                process.kill()
+                process.wait()
     assert body.startswith("/newcomer ")
-    assert during > 0
+    assert still_busy == [True, True]
 
 
 def test_stopping_does_not_wait_for_a_busy_keep_alive_client() -> None:

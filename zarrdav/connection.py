@@ -69,11 +69,13 @@ class KeepAliveConnection(HTTPConnection):
                 return keep_open
 
     def _next_request_comes(self) -> bool:
-        if self.rfile.has_data():
-            return True
         server = self.server
         if not server.ready or server.requests.qsize:
-            return False  # stopping, or other connections wait for a worker
+            # Stopping, or other connections wait for a worker: this one
+            # queues behind them, even with a pipelined request in its buffer.
+            return False
+        if self.rfile.has_data():
+            return True
         if self._poller is None:
             self._poller = select.poll()
             self._poller.register(self.socket.fileno(), select.POLLIN)
