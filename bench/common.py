@@ -223,7 +223,7 @@ class Load:
         return self.responses / self.seconds
 
 
-class ServerClosed(Exception):
+class ServerClosed(ConnectionError):
     """The server closed the connection before a whole answer."""
 
 
@@ -293,18 +293,18 @@ def _client(
     tally: dict[str, Any] = {"responses": 0, "errors": 0, "server_closed": 0, "first_errors": []}
     latencies = array("d")
     connection = LeanConnection(port)
-    encoded = [connection.encode(request) for request in requests]
+    cycle = [(request, connection.encode(request)) for request in requests]
     results.put("ready")
     go.wait()
     deadline = stop_at.value
     index = offset
     clock = time.monotonic
     while (started := clock()) < deadline:
-        request, encoded_request = requests[index % len(requests)], encoded[index % len(requests)]
+        request, encoded = cycle[index % len(cycle)]
         index += 1
         try:
-            status, body, closes = connection.exchange(encoded_request)
-        except (ServerClosed, ConnectionError) as error:
+            status, body, closes = connection.exchange(encoded)
+        except ConnectionError as error:
             tally["server_closed"] += 1
             _note(tally, f"{request.method} {request.path}: {error!r}")
             closes = True

@@ -47,7 +47,7 @@ class LineReader(StreamReader):
         return super().readline(size)
 
 
-def make_file(sock: socket.socket, mode: str = "r", bufsize: int = -1) -> StreamReader | StreamWriter:
+def make_file(sock: socket.socket, mode: str, bufsize: int) -> StreamReader | StreamWriter:
     """cheroot's ``MakeFile``, reading through ``LineReader``."""
     return (LineReader if "r" in mode else StreamWriter)(sock, mode, bufsize)
 
