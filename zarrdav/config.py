@@ -44,6 +44,7 @@ class Settings:
     s3_anonymous: bool = False
     threads: int = 32
     workers: int = 1
+    pin_cpus: bool = True
     log_level: str = "INFO"
 
 
@@ -69,6 +70,8 @@ HELP = {
     "s3_anonymous": "read an s3:// manifest root without signing requests",
     "threads": "worker threads answering requests, per process",
     "workers": "server processes sharing the port (SO_REUSEPORT); more use more cores",
+    "pin_cpus": "run each server process on one CPU, worker n on the n-th (Linux); "
+    "its threads then stop passing Python's lock between CPUs",
     "log_level": "DEBUG, INFO, WARNING or ERROR",
 }
 

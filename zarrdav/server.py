@@ -10,7 +10,7 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from types import FrameType
 
@@ -28,25 +28,27 @@ def serve(settings: Settings) -> None:
     _limit_malloc_arenas()
     # zarrdav logs each request once; the HTTP client's own lines would double them.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    if settings.workers <= 1:
-        _serve_process(settings, reuse_port=False)
+    workers = max(1, settings.workers)
+    cpus = worker_cpus(workers) if settings.pin_cpus else [None] * workers
+    if workers == 1:
+        _serve_process(settings, reuse_port=False, cpu=cpus[0])
         return
     if settings.port == 0:
         settings = _with_free_port(settings)
     # Each worker binds the same port with SO_REUSEPORT; the kernel spreads
     # connections across them, and each has its own GIL and caches.
     context = multiprocessing.get_context("fork")
-    workers = [
-        context.Process(target=_serve_process, args=(settings, True), name=f"zarrdav-worker-{n}")
-        for n in range(settings.workers)
+    processes = [
+        context.Process(target=_serve_process, args=(settings, True, cpu), name=f"zarrdav-worker-{n}")
+        for n, cpu in enumerate(cpus)
     ]
-    for worker in workers:
-        worker.start()
-    _wait_for_stop(lambda: all(worker.is_alive() for worker in workers))
-    for worker in workers:
-        worker.terminate()
-    for worker in workers:
-        worker.join(15)
+    for process in processes:
+        process.start()
+    _wait_for_stop(lambda: all(process.is_alive() for process in processes))
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(15)
 
 
 def _limit_malloc_arenas(arenas: int = 2) -> None:
@@ -69,7 +71,34 @@ def _limit_malloc_arenas(arenas: int = 2) -> None:
 _M_ARENA_MAX = -8  # from glibc's malloc.h
 
 
-def _serve_process(settings: Settings, reuse_port: bool) -> None:
+def worker_cpus(workers: int) -> Sequence[int | None]:
+    """One CPU for each worker process: consecutive CPUs of those this process
+    may use, from the one it runs on, as the kernel placed it where there was
+    room. None for all where CPU affinity cannot be set (not Linux)."""
+    try:
+        allowed = sorted(os.sched_getaffinity(0))
+        with open("/proc/self/stat") as stat:
+            # Field 39, "processor"; the command name (field 2) may hold spaces.
+            current = int(stat.read().rsplit(")", 1)[1].split()[36])
+    except (AttributeError, OSError, IndexError, ValueError):
+        return [None] * workers
+    return choose_cpus(workers, allowed, current)
+
+
+def choose_cpus(workers: int, allowed: list[int], current: int) -> list[int]:
+    """``workers`` CPUs from ``allowed`` taken in turn, starting at ``current``."""
+    start = allowed.index(current) if current in allowed else 0
+    return [allowed[(start + n) % len(allowed)] for n in range(workers)]
+
+
+def _serve_process(settings: Settings, reuse_port: bool, cpu: int | None) -> None:
+    if cpu is not None:
+        # Only one thread runs Python at a time. On several CPUs, threads woken
+        # by their sockets take Python's lock from each other across CPUs at
+        # every system call, which under 16 clients costs a third or more of
+        # the throughput (bench/README.md). Set before any thread starts, as
+        # threads inherit the affinity of the thread that starts them.
+        os.sched_setaffinity(0, {cpu})
     app = create_app(settings)
     server = wsgi.Server(
         (settings.host, settings.port), app,
@@ -80,7 +109,9 @@ def _serve_process(settings: Settings, reuse_port: bool) -> None:
     server.keep_alive_conn_limit = max(64, settings.threads * 4)
     server.prepare()
     host, port = server.bind_addr[:2]
-    print(f"zarrdav serving {settings.manifest_root} on http://{host}:{port}/", file=sys.stderr, flush=True)
+    on_cpu = "" if cpu is None else f", CPU {cpu}"
+    print(f"zarrdav serving {settings.manifest_root} on http://{host}:{port}/ (process {os.getpid()}{on_cpu})",
+          file=sys.stderr, flush=True)
     # The serving loop runs in a thread and is stopped from the main thread:
     # stopping cheroot from inside its own loop (a signal handler) deadlocks.
     loop = threading.Thread(target=server.serve, name="cheroot", daemon=True)
