@@ -216,11 +216,17 @@ class Load:
     server_closed: int = 0
     latencies: array[float] = field(default_factory=lambda: array("d"))
     first_errors: list[str] = field(default_factory=list)
+    busy_seconds: float = 0.0  # CPU time the whole machine spent busy meanwhile
 
     @property
     def rate(self) -> float:
         """Responses per second."""
         return self.responses / self.seconds
+
+    @property
+    def busy_cores(self) -> float:
+        """How many of the machine's cores were busy on average: servers, clients and all else."""
+        return self.busy_seconds / self.seconds
 
 
 class ServerClosed(ConnectionError):
@@ -355,6 +361,7 @@ def run_load(port: int, requests: Sequence[Request], clients: int, seconds: floa
             raise RuntimeError("a client failed to connect")
     started = time.monotonic()
     stop_at.value = started + seconds
+    busy = machine_busy_seconds()
     go.set()
     load = Load(clients, seconds)
     for _ in workers:
@@ -364,6 +371,7 @@ def run_load(port: int, requests: Sequence[Request], clients: int, seconds: floa
         load.server_closed += tally["server_closed"]
         load.latencies.frombytes(tally["latencies"])
         load.first_errors += tally["first_errors"]
+    load.busy_seconds = machine_busy_seconds() - busy
     for worker in workers:
         worker.join()
     return load
@@ -407,6 +415,15 @@ def cpu_seconds(pid: int) -> float:
             fields = stat.read().rpartition(")")[2].split()
         total += int(fields[11]) + int(fields[12])
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores of the machine have been busy since boot (user,
+    nice, system, interrupts; not idle, I/O wait, or time the hypervisor took)."""
+    with open("/proc/stat") as stat:
+        fields = [int(value) for value in stat.readline().split()[1:8]]
+    user, nice, system, _idle, _iowait, irq, softirq = fields
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 MIB = 2**20
