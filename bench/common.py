@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import json
 import multiprocessing
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from array import array
 from collections.abc import Sequence
@@ -124,12 +127,6 @@ def start_zarrdav(manifest_root: Path, log: Path, *options: str, index_dir: Path
     command = [*ZARRDAV, "--manifest-root", str(manifest_root), "--index-dir", str(index_dir),
                *options]
     return start_server(command, log, processes=workers)
-
-
-def zarrdav_has_option(option: str) -> bool:
-    """Whether ``zarrdav serve`` knows ``option`` (e.g. ``--workers``)."""
-    usage = subprocess.run([*ZARRDAV[:4], "--help"], capture_output=True, text=True, check=True)
-    return re.search(rf"{re.escape(option)}\b", usage.stdout) is not None
 
 
 # --- manifest trees ----------------------------------------------------------
@@ -375,6 +372,54 @@ def run_load(port: int, requests: Sequence[Request], clients: int, seconds: floa
     for worker in workers:
         worker.join()
     return load
+
+
+@dataclass
+class WrkLoad:
+    """What ``wrk`` got from N keep-alive connections in a fixed time."""
+
+    connections: int
+    seconds: float
+    responses: int
+    errors: int  # connect, read, write and timeout errors, and answers of 400 and up
+    p50: float
+    p99: float
+    busy_seconds: float = 0.0  # CPU time the whole machine spent busy meanwhile
+
+    @property
+    def rate(self) -> float:
+        return self.responses / self.seconds
+
+    @property
+    def busy_cores(self) -> float:
+        return self.busy_seconds / self.seconds
+
+
+def wrk_available() -> bool:
+    return shutil.which("wrk") is not None
+
+
+def wrk_load(port: int, requests: Sequence[Request], connections: int, seconds: float) -> WrkLoad:
+    """``connections`` keep-alive connections of one ``wrk`` thread GETting
+    ``requests``' paths in turn for ``seconds``.
+
+    wrk's event loop in C spends a few µs of CPU a request, where a Python
+    client spends about 25 (``LeanConnection``): the load generator for
+    figures that need the machine's cores left to the servers.
+    """
+    with tempfile.NamedTemporaryFile("w", suffix=".txt") as paths:
+        paths.write("".join(f"{request.path}\n" for request in requests))
+        paths.flush()
+        busy = machine_busy_seconds()
+        result = subprocess.run(
+            ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "-s", str(BENCH / "wrk_paths.lua"),
+             f"http://{HOST}:{port}/", "--", paths.name],
+            capture_output=True, text=True, check=True,
+        )
+        busy = machine_busy_seconds() - busy
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    return WrkLoad(connections, summary["seconds"], summary["responses"], summary["errors"],
+                   summary["p50"], summary["p99"], busy)
 
 
 # --- process figures ---------------------------------------------------------
