@@ -399,7 +399,7 @@ def wrk_available() -> bool:
     return shutil.which("wrk") is not None
 
 
-def wrk_load(port: int, requests: Sequence[Request], connections: int, seconds: float) -> WrkLoad:
+def wrk_load(port: int, requests: Sequence[Request], connections: int, seconds: int) -> WrkLoad:
     """``connections`` keep-alive connections of one ``wrk`` thread GETting
     ``requests``' paths in turn for ``seconds``.
 
@@ -412,7 +412,7 @@ def wrk_load(port: int, requests: Sequence[Request], connections: int, seconds: 
         paths.flush()
         busy = machine_busy_seconds()
         result = subprocess.run(
-            ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "-s", str(BENCH / "wrk_paths.lua"),
+            ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(BENCH / "wrk_paths.lua"),
              f"http://{HOST}:{port}/", "--", paths.name],
             capture_output=True, text=True, check=True,
         )

@@ -79,16 +79,6 @@ def warm(port: int, requests: list[Request]) -> list[tuple[str, str]]:
     return headers
 
 
-def _measure(
-    server: Server, requests: list[Request], clients: int, seconds: float
-) -> tuple[Load, float]:
-    """The load, and the server's CPU microseconds per answer."""
-    cpu = cpu_seconds(server.pid)
-    load = run_load(server.port, requests, clients, seconds)
-    used = cpu_seconds(server.pid) - cpu
-    return load, used / max(1, load.responses) * 1e6
-
-
 def _in_turns(
     servers: list[Server], requests: list[Request], clients: int, seconds: float
 ) -> tuple[list[Load], list[float], list[float]]:
@@ -131,19 +121,37 @@ def _row(name: str, load: Load, cpu_us: float) -> list[object]:
 
 def _workers(tree: Path, work: Path, requests: list[Request], threads: int, seconds: float,
              log_level: str) -> list[tuple[WrkLoad, float]]:
-    """16 wrk connections against 1 and then 2 zarrdav worker processes, and
-    zarrdav's CPU cores used in each."""
-    measured = []
-    for workers in (1, 2):
-        with start_zarrdav(tree, work / f"workers-{workers}.log", "--workers", str(workers),
-                           "--threads", str(threads), "--log-level", log_level,
-                           index_dir=work / "index") as server:
+    """16 wrk connections against 1 and 2 zarrdav worker processes, in up to
+    ``WINDOWS`` windows taken in turns (wrk counts whole seconds); for each,
+    the load and the CPU cores zarrdav used."""
+    windows = max(1, min(WINDOWS, int(seconds)))
+    with ExitStack() as servers:
+        started = []
+        for workers in (1, 2):
+            server = servers.enter_context(start_zarrdav(
+                tree, work / f"workers-{workers}.log", "--workers", str(workers), "--threads",
+                str(threads), "--log-level", log_level, index_dir=work / "index"))
             for _ in range(4 * workers):  # the kernel spreads connections over workers
                 warm(server.port, requests)
-            cpu = cpu_seconds(server.pid)
-            load = wrk_load(server.port, requests, CLIENTS[-1], seconds)
-            measured.append((load, (cpu_seconds(server.pid) - cpu) / load.seconds))
-    return measured
+            started.append(server)
+        loads: list[list[WrkLoad]] = [[] for _ in started]
+        cpu = [0.0 for _ in started]
+        for _ in range(windows):
+            for n, server in enumerate(started):
+                before = cpu_seconds(server.pid)
+                loads[n].append(wrk_load(server.port, requests, CLIENTS[-1], int(seconds) // windows))
+                cpu[n] += cpu_seconds(server.pid) - before
+    combined = [_combined(windows_of_one) for windows_of_one in loads]
+    return [(load, used / load.seconds) for load, used in zip(combined, cpu)]
+
+
+def _combined(windows: list[WrkLoad]) -> WrkLoad:
+    """One load of several windows: p50 the median of theirs, p99 the worst."""
+    return WrkLoad(
+        windows[0].connections, sum(w.seconds for w in windows), sum(w.responses for w in windows),
+        sum(w.errors for w in windows), median([w.p50 for w in windows]),
+        max(w.p99 for w in windows), sum(w.busy_seconds for w in windows),
+    )
 
 
 def run(
