@@ -202,18 +202,12 @@ def count_responses(multistatus: bytes) -> int:
 # --- load generation ---------------------------------------------------------
 
 
-@dataclass
-class Load:
-    """What N keep-alive clients got in a fixed time."""
+class Rates:
+    """Per-second figures of a load measured over ``seconds``."""
 
-    clients: int
     seconds: float
-    responses: int = 0
-    errors: int = 0
-    server_closed: int = 0
-    latencies: array[float] = field(default_factory=lambda: array("d"))
-    first_errors: list[str] = field(default_factory=list)
-    busy_seconds: float = 0.0  # CPU time the whole machine spent busy meanwhile
+    responses: int
+    busy_seconds: float  # CPU time the whole machine spent busy meanwhile
 
     @property
     def rate(self) -> float:
@@ -224,6 +218,20 @@ class Load:
     def busy_cores(self) -> float:
         """How many of the machine's cores were busy on average: servers, clients and all else."""
         return self.busy_seconds / self.seconds
+
+
+@dataclass
+class Load(Rates):
+    """What N keep-alive clients got in a fixed time."""
+
+    clients: int
+    seconds: float
+    responses: int = 0
+    errors: int = 0
+    server_closed: int = 0
+    latencies: array[float] = field(default_factory=lambda: array("d"))
+    first_errors: list[str] = field(default_factory=list)
+    busy_seconds: float = 0.0
 
 
 class ServerClosed(ConnectionError):
@@ -375,7 +383,7 @@ def run_load(port: int, requests: Sequence[Request], clients: int, seconds: floa
 
 
 @dataclass
-class WrkLoad:
+class WrkLoad(Rates):
     """What ``wrk`` got from N keep-alive connections in a fixed time."""
 
     connections: int
@@ -384,15 +392,7 @@ class WrkLoad:
     errors: int  # connect, read, write and timeout errors, and answers of 400 and up
     p50: float
     p99: float
-    busy_seconds: float = 0.0  # CPU time the whole machine spent busy meanwhile
-
-    @property
-    def rate(self) -> float:
-        return self.responses / self.seconds
-
-    @property
-    def busy_cores(self) -> float:
-        return self.busy_seconds / self.seconds
+    busy_seconds: float
 
 
 def wrk_available() -> bool:
