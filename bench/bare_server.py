@@ -14,7 +14,6 @@ application alone; with ``--one-cpu`` it holds itself to one CPU as
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 from cheroot import wsgi
 
 from zarrdav.connection import KeepAliveConnection
-from zarrdav.server import worker_cpus
+from zarrdav.server import hold_to_cpu, worker_cpus
 
 
 def fixed_app(status: str, headers: list[tuple[str, str]]) -> Callable[..., Iterable[bytes]]:
@@ -39,9 +38,7 @@ def fixed_app(status: str, headers: list[tuple[str, str]]) -> Callable[..., Iter
 def main() -> None:
     threads, status, headers = int(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
     if "--one-cpu" in sys.argv[4:]:
-        [cpu] = worker_cpus(1)
-        if cpu is not None:
-            os.sched_setaffinity(0, {cpu})
+        hold_to_cpu(worker_cpus(1)[0])
     app = fixed_app(status, [(name, value) for name, value in headers])
     server = wsgi.Server(("127.0.0.1", 0), app, numthreads=threads, server_name="zarrdav")
     server.keep_alive_conn_limit = max(64, threads * 4)

@@ -22,8 +22,10 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import quote
 
 from common import (
@@ -31,6 +33,7 @@ from common import (
     HOST,
     Figure,
     Load,
+    Rates,
     Request,
     Server,
     WrkLoad,
@@ -57,6 +60,7 @@ CLIENTS = (1, 16)
 PATHS = 256
 WINDOWS = 5
 _VARYING = frozenset(("date", "server"))
+AnyLoad = TypeVar("AnyLoad", bound=Rates)
 
 
 def redirect_paths(manifest: Path, root: str) -> list[Request]:
@@ -79,24 +83,35 @@ def warm(port: int, requests: list[Request]) -> list[tuple[str, str]]:
     return headers
 
 
+def _take_turns(
+    servers: list[Server], measure: Callable[[Server], AnyLoad], windows: int
+) -> tuple[list[list[AnyLoad]], list[float]]:
+    """Each server's loads in ``windows`` windows taken in turns, so that a
+    slow spell of the machine falls on all alike; and the CPU seconds each
+    server used in them."""
+    loads: list[list[AnyLoad]] = [[] for _ in servers]
+    cpu = [0.0 for _ in servers]
+    for _ in range(windows):
+        for n, server in enumerate(servers):
+            before = cpu_seconds(server.pid)
+            loads[n].append(measure(server))
+            cpu[n] += cpu_seconds(server.pid) - before
+    return loads, cpu
+
+
 def _in_turns(
     servers: list[Server], requests: list[Request], clients: int, seconds: float
 ) -> tuple[list[Load], list[float], list[float]]:
     """Each server's load over ``WINDOWS`` windows taken in turns, its CPU
     microseconds per answer, and the first server's rate over the second's
     in each round."""
+    windows, cpu = _take_turns(
+        servers, lambda server: run_load(server.port, requests, clients, seconds / WINDOWS), WINDOWS)
     loads = [Load(clients, 0.0) for _ in servers]
-    cpu = [0.0 for _ in servers]
-    ratios = []
-    for _ in range(WINDOWS):
-        rates = []
-        for n, server in enumerate(servers):
-            before = cpu_seconds(server.pid)
-            window = run_load(server.port, requests, clients, seconds / WINDOWS)
-            cpu[n] += cpu_seconds(server.pid) - before
-            _add(loads[n], window)
-            rates.append(window.rate)
-        ratios.append(rates[0] / rates[1])
+    for total, of_one in zip(loads, windows):
+        for window in of_one:
+            _add(total, window)
+    ratios = [first.rate / second.rate for first, second in zip(windows[0], windows[1])]
     per_answer = [used / max(1, load.responses) * 1e6 for used, load in zip(cpu, loads)]
     return loads, per_answer, ratios
 
@@ -134,13 +149,9 @@ def _workers(tree: Path, work: Path, requests: list[Request], threads: int, seco
             for _ in range(4 * workers):  # the kernel spreads connections over workers
                 warm(server.port, requests)
             started.append(server)
-        loads: list[list[WrkLoad]] = [[] for _ in started]
-        cpu = [0.0 for _ in started]
-        for _ in range(windows):
-            for n, server in enumerate(started):
-                before = cpu_seconds(server.pid)
-                loads[n].append(wrk_load(server.port, requests, CLIENTS[-1], int(seconds) // windows))
-                cpu[n] += cpu_seconds(server.pid) - before
+        seconds_each = int(seconds) // windows
+        loads, cpu = _take_turns(
+            started, lambda server: wrk_load(server.port, requests, CLIENTS[-1], seconds_each), windows)
     combined = [_combined(windows_of_one) for windows_of_one in loads]
     return [(load, used / load.seconds) for load, used in zip(combined, cpu)]
 

@@ -91,14 +91,21 @@ def choose_cpus(workers: int, allowed: list[int], current: int) -> list[int]:
     return [allowed[(start + n) % len(allowed)] for n in range(workers)]
 
 
-def _serve_process(settings: Settings, reuse_port: bool, cpu: int | None) -> None:
+def hold_to_cpu(cpu: int | None) -> None:
+    """Run this process on ``cpu`` from now on (None: leave it to the kernel).
+
+    Only one thread runs Python at a time. On several CPUs, threads woken by
+    their sockets take Python's lock from each other across CPUs at every
+    system call, which under 16 clients costs a third or more of the
+    throughput (bench/README.md). Call before any thread starts, as threads
+    inherit the affinity of the thread that starts them.
+    """
     if cpu is not None:
-        # Only one thread runs Python at a time. On several CPUs, threads woken
-        # by their sockets take Python's lock from each other across CPUs at
-        # every system call, which under 16 clients costs a third or more of
-        # the throughput (bench/README.md). Set before any thread starts, as
-        # threads inherit the affinity of the thread that starts them.
         os.sched_setaffinity(0, {cpu})
+
+
+def _serve_process(settings: Settings, reuse_port: bool, cpu: int | None) -> None:
+    hold_to_cpu(cpu)
     app = create_app(settings)
     server = wsgi.Server(
         (settings.host, settings.port), app,
