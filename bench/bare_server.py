@@ -1,14 +1,15 @@
 """The baseline: a bare cheroot WSGI app answering every request with one fixed response.
 
-    python bench/bare_server.py THREADS STATUS HEADERS_JSON [--zarrdav-connection] [--one-cpu]
+    python bench/bare_server.py THREADS STATUS HEADERS_JSON [--zarrdav-connection] [--processes N]
 
 Listens on a free port of 127.0.0.1, configured as ``zarrdav serve`` configures
 cheroot (same thread count, same keep-alive connection limit), and prints
-``http://127.0.0.1:<port>/`` once listening. Stock cheroot is the baseline of
-target 1; with ``--zarrdav-connection`` it serves through zarrdav's
-``KeepAliveConnection`` too, so that the difference to zarrdav is the
-application alone; with ``--one-cpu`` it holds itself to one CPU as
-``zarrdav serve`` does by default (``pin_cpus``).
+``http://127.0.0.1:<port>/`` once listening (once per process). Stock cheroot
+is the baseline of target 1; with ``--zarrdav-connection`` it serves through
+zarrdav's ``KeepAliveConnection`` too, so that the difference to zarrdav is
+the application alone; with ``--processes N`` it runs as ``zarrdav serve
+--workers N`` does by default: N processes sharing the port, each held to a
+CPU of its own (``pin_cpus``).
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from typing import Any
 
 from cheroot import wsgi
 
+from common import free_port
 from zarrdav.connection import KeepAliveConnection
-from zarrdav.server import hold_to_cpu, worker_cpus
+from zarrdav.server import hold_to_cpu, run_workers, worker_cpus
 
 
 def fixed_app(status: str, headers: list[tuple[str, str]]) -> Callable[..., Iterable[bytes]]:
@@ -37,16 +39,29 @@ def fixed_app(status: str, headers: list[tuple[str, str]]) -> Callable[..., Iter
 
 def main() -> None:
     threads, status, headers = int(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
-    if "--one-cpu" in sys.argv[4:]:
-        hold_to_cpu(worker_cpus(1)[0])
+    options = sys.argv[4:]
     app = fixed_app(status, [(name, value) for name, value in headers])
-    server = wsgi.Server(("127.0.0.1", 0), app, numthreads=threads, server_name="zarrdav")
-    server.keep_alive_conn_limit = max(64, threads * 4)
-    if "--zarrdav-connection" in sys.argv[4:]:
-        server.ConnectionClass = KeepAliveConnection
-    server.prepare()
-    print(f"bare cheroot on http://127.0.0.1:{server.bind_addr[1]}/", file=sys.stderr, flush=True)
-    server.serve()
+
+    def serve(port: int, reuse_port: bool) -> None:
+        server = wsgi.Server(("127.0.0.1", port), app, numthreads=threads, server_name="zarrdav",
+                             reuse_port=reuse_port)
+        server.keep_alive_conn_limit = max(64, threads * 4)
+        if "--zarrdav-connection" in options:
+            server.ConnectionClass = KeepAliveConnection
+        server.prepare()
+        print(f"bare cheroot on http://127.0.0.1:{server.bind_addr[1]}/", file=sys.stderr, flush=True)
+        server.serve()
+
+    if "--processes" not in options:
+        serve(0, reuse_port=False)
+        return
+    port = free_port()
+
+    def serve_on(cpu: int | None) -> None:
+        hold_to_cpu(cpu)
+        serve(port, reuse_port=True)
+
+    run_workers(serve_on, worker_cpus(int(options[options.index("--processes") + 1])))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import json
 import multiprocessing
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -393,6 +394,7 @@ class WrkLoad(Rates):
     p50: float
     p99: float
     busy_seconds: float
+    client_seconds: float  # CPU time wrk itself used, its share of the loopback's kernel work included
 
 
 def wrk_available() -> bool:
@@ -403,23 +405,30 @@ def wrk_load(port: int, requests: Sequence[Request], connections: int, seconds: 
     """``connections`` keep-alive connections of one ``wrk`` thread GETting
     ``requests``' paths in turn for ``seconds``.
 
-    wrk's event loop in C spent 7 to 12 µs of CPU a request here, where a
-    Python client spends about 25 (``LeanConnection``): the load generator
-    for figures that need the machine's cores left to the servers.
+    wrk's event loop in C spent 10 to 20 µs of CPU a request here, most of it
+    in the kernel's loopback, where a Python client spends about 25 more
+    (``LeanConnection``): the load generator for figures that need the
+    machine's cores left to the servers.
     """
     with tempfile.NamedTemporaryFile("w", suffix=".txt") as paths:
         paths.write("".join(f"{request.path}\n" for request in requests))
         paths.flush()
-        busy = machine_busy_seconds()
+        busy, client = machine_busy_seconds(), _children_cpu_seconds()
         result = subprocess.run(
             ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(BENCH / "wrk_paths.lua"),
              f"http://{HOST}:{port}/", "--", paths.name],
             capture_output=True, text=True, check=True,
         )
-        busy = machine_busy_seconds() - busy
+        busy, client = machine_busy_seconds() - busy, _children_cpu_seconds() - client
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     return WrkLoad(connections, summary["seconds"], summary["responses"], summary["errors"],
-                   summary["p50"], summary["p99"], busy)
+                   summary["p50"], summary["p99"], busy, client)
+
+
+def _children_cpu_seconds() -> float:
+    """CPU seconds of this process's ended and waited-for children (wrk, once run)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 # --- process figures ---------------------------------------------------------

@@ -10,8 +10,11 @@ holds itself (like for like). Each duration is split into ``WINDOWS``
 windows taken in turns (zarrdav, bare, bare on one CPU, zarrdav, ...), so
 that a slower or faster spell of a shared machine falls on all alike. With
 ``wrk`` installed, also 16 connections of wrk against 1 and 2 zarrdav worker
-processes: the Python clients take a third of a core at these rates, which
-on two cores would bound what two workers can show.
+processes, and against the bare app run as 1 and 2 processes the same way
+(what a second process gives on this machine without any application): the
+Python clients take a third of a core at these rates, which on two cores
+would bound what two processes can show. As wrk runs on the same cores,
+the most two workers can reach is printed beside the figure.
 """
 
 from __future__ import annotations
@@ -135,25 +138,32 @@ def _row(name: str, load: Load, cpu_us: float) -> list[object]:
 
 
 def _workers(tree: Path, work: Path, requests: list[Request], threads: int, seconds: float,
-             log_level: str) -> list[tuple[WrkLoad, float]]:
-    """16 wrk connections against 1 and 2 zarrdav worker processes, in up to
-    ``WINDOWS`` windows taken in turns (wrk counts whole seconds); for each,
-    the load and the CPU cores zarrdav used."""
+             log_level: str, bare_command: list[str]) -> dict[tuple[str, int], tuple[WrkLoad, float]]:
+    """16 wrk connections against zarrdav with 1 and 2 worker processes, and
+    against the bare app with 1 and 2 processes run the same way (the same
+    machine and load generator, no application), in up to ``WINDOWS`` windows
+    taken in turns (wrk counts whole seconds); for each, the load and the CPU
+    cores the server used."""
     windows = max(1, min(WINDOWS, int(seconds)))
-    with ExitStack() as servers:
-        started = []
-        for workers in (1, 2):
-            server = servers.enter_context(start_zarrdav(
-                tree, work / f"workers-{workers}.log", "--workers", str(workers), "--threads",
+    with ExitStack() as stack:
+        servers: dict[tuple[str, int], Server] = {}
+        for processes in (1, 2):
+            servers["zarrdav", processes] = stack.enter_context(start_zarrdav(
+                tree, work / f"workers-{processes}.log", "--workers", str(processes), "--threads",
                 str(threads), "--log-level", log_level, index_dir=work / "index"))
-            for _ in range(4 * workers):  # the kernel spreads connections over workers
+        for processes in (1, 2):
+            servers["bare cheroot", processes] = stack.enter_context(start_server(
+                [*bare_command, "--processes", str(processes)], work / f"bare-processes-{processes}.log",
+                processes=processes))
+        for (_, processes), server in servers.items():
+            for _ in range(4 * processes):  # the kernel spreads connections over processes
                 warm(server.port, requests)
-            started.append(server)
         seconds_each = int(seconds) // windows
         loads, cpu = _take_turns(
-            started, lambda server: wrk_load(server.port, requests, CLIENTS[-1], seconds_each), windows)
-    combined = [_combined(windows_of_one) for windows_of_one in loads]
-    return [(load, used / load.seconds) for load, used in zip(combined, cpu)]
+            list(servers.values()),
+            lambda server: wrk_load(server.port, requests, CLIENTS[-1], seconds_each), windows)
+    return {key: (load, used / load.seconds)
+            for key, load, used in zip(servers, map(_combined, loads), cpu)}
 
 
 def _combined(windows: list[WrkLoad]) -> WrkLoad:
@@ -162,6 +172,7 @@ def _combined(windows: list[WrkLoad]) -> WrkLoad:
         windows[0].connections, sum(w.seconds for w in windows), sum(w.responses for w in windows),
         sum(w.errors for w in windows), median([w.p50 for w in windows]),
         max(w.p99 for w in windows), sum(w.busy_seconds for w in windows),
+        sum(w.client_seconds for w in windows),
     )
 
 
@@ -182,7 +193,7 @@ def run(
         bare_command = [sys.executable, str(BENCH / "bare_server.py"), str(threads),
                         "307 Temporary Redirect", json.dumps(headers)]
         bare = servers.enter_context(start_server(bare_command, work / "bare.log"))
-        bare_one_cpu = servers.enter_context(start_server([*bare_command, "--one-cpu"],
+        bare_one_cpu = servers.enter_context(start_server([*bare_command, "--processes", "1"],
                                                           work / "bare-one-cpu.log"))
         for server in (bare, bare_one_cpu):
             warm(server.port, requests)
@@ -203,10 +214,11 @@ def run(
                 for message in load.first_errors:
                     print(f"  {name}, {clients} clients: {message}")
         servers.close()
-        workers = _workers(tree, work, requests, threads, duration, log_level) if wrk_available() else None
-    for n, (wrk, used) in enumerate(workers or (), start=1):
-        rows.append([f"zarrdav --workers {n} (wrk)", wrk.connections, f"{wrk.rate:.0f}",
-                     f"{wrk.p50 * 1e3:.2f}", f"{wrk.p99 * 1e3:.2f}", wrk.errors, "-",
+        workers = (_workers(tree, work, requests, threads, duration, log_level, bare_command)
+                   if wrk_available() else None)
+    for (name, processes), (wrk, used) in (workers or {}).items():
+        rows.append([f"{name}, {processes} process{'es' if processes > 1 else ''} (wrk)", wrk.connections,
+                     f"{wrk.rate:.0f}", f"{wrk.p50 * 1e3:.2f}", f"{wrk.p99 * 1e3:.2f}", wrk.errors, "-",
                      f"{used / wrk.rate * 1e6:.0f}", f"{wrk.busy_cores:.2f}"])
     print_table(["server", "clients", "req/s", "p50 ms", "p99 ms", "errors", "server-closed",
                  "server CPU us/req", "busy cores"], rows)
@@ -237,13 +249,26 @@ def run(
         print("workers: not measured; needs wrk (Debian: apt-get install wrk)")
         figures.append(Figure("5", scaling_name, "needs wrk", ">= 1.7", None))
     else:
-        (one_worker, one_cores), (two_workers, two_cores) = workers
+        (one_worker, one_cores), (two_workers, two_cores) = workers["zarrdav", 1], workers["zarrdav", 2]
         gain = two_workers.rate / one_worker.rate
         per_core = (two_workers.rate / two_cores) / (one_worker.rate / one_cores)
+        bare_gain = workers["bare cheroot", 2][0].rate / workers["bare cheroot", 1][0].rate
+        cores = len(os.sched_getaffinity(0))  # those the servers may run on
         print(f"workers: zarrdav used {one_cores:.2f} cores with 1 worker and {two_cores:.2f} with 2; "
               f"the whole machine (servers, wrk, all else) {one_worker.busy_cores:.2f} and "
               f"{two_workers.busy_cores:.2f} of {os.cpu_count()}; req/s per core zarrdav used, "
               f"2 workers / 1 worker {per_core:.2f}")
+        # The most two workers can answer, if each answer costs them what it
+        # cost one: two cores' worth, or, where wrk has no core of its own,
+        # all cores shared between their answers and wrk's share of each.
+        zarrdav_cpu = one_cores / one_worker.rate
+        wrk_cpu = two_workers.client_seconds / two_workers.responses
+        ceiling = min(2 / zarrdav_cpu, cores / (zarrdav_cpu + wrk_cpu)) / one_worker.rate
+        print(f"workers: CPU per answer: zarrdav {zarrdav_cpu * 1e6:.0f} µs with 1 worker and "
+              f"{two_cores / two_workers.rate * 1e6:.0f} µs with 2, wrk {wrk_cpu * 1e6:.1f} µs with 2; "
+              f"so 2 workers / 1 worker can reach at most {ceiling:.2f} here with wrk on the same cores")
+        print(f"workers: req/s 2 processes / 1 process, bare cheroot (no application, same windows) "
+              f"{bare_gain:.2f}, zarrdav {gain:.2f}")
         figures.append(Figure("5", scaling_name, f"{gain:.2f}", ">= 1.7", gain >= 1.7))
     return figures
 

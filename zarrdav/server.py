@@ -37,11 +37,15 @@ def serve(settings: Settings) -> None:
         settings = _with_free_port(settings)
     # Each worker binds the same port with SO_REUSEPORT; the kernel spreads
     # connections across them, and each has its own GIL and caches.
+    run_workers(lambda cpu: _serve_process(settings, True, cpu), cpus)
+
+
+def run_workers(serve_on: Callable[[int | None], None], cpus: Sequence[int | None]) -> None:
+    """``serve_on(cpu)`` in a forked process for each of ``cpus``, until
+    SIGINT or SIGTERM or until one of them ends; then stop them all."""
     context = multiprocessing.get_context("fork")
-    processes = [
-        context.Process(target=_serve_process, args=(settings, True, cpu), name=f"zarrdav-worker-{n}")
-        for n, cpu in enumerate(cpus)
-    ]
+    processes = [context.Process(target=serve_on, args=(cpu,), name=f"zarrdav-worker-{n}")
+                 for n, cpu in enumerate(cpus)]
     for process in processes:
         process.start()
     _wait_for_stop(lambda: all(process.is_alive() for process in processes))
