@@ -405,7 +405,7 @@ def wrk_load(port: int, requests: Sequence[Request], connections: int, seconds: 
     """``connections`` keep-alive connections of one ``wrk`` thread GETting
     ``requests``' paths in turn for ``seconds``.
 
-    wrk's event loop in C spent 10 to 20 µs of CPU a request here, most of it
+    wrk's event loop in C spent 9 to 22 µs of CPU a request here, most of it
     in the kernel's loopback, where a Python client spends about 25 more
     (``LeanConnection``): the load generator for figures that need the
     machine's cores left to the servers.
