@@ -405,10 +405,11 @@ def wrk_load(port: int, requests: Sequence[Request], connections: int, seconds: 
     """``connections`` keep-alive connections of one ``wrk`` thread GETting
     ``requests``' paths in turn for ``seconds``.
 
-    wrk's event loop in C spent 9 to 22 µs of CPU a request here, most of it
-    in the kernel's loopback, where a Python client spends about 25 more
-    (``LeanConnection``): the load generator for figures that need the
-    machine's cores left to the servers.
+    wrk spent 9 to 22 µs of CPU a request here (the fewer, the more answers
+    wake it at once), most of it in the kernel's loopback, where a Python
+    client spends about 25 (``LeanConnection``) at two workers' rates: the
+    load generator for figures that need the machine's cores left to the
+    servers.
     """
     with tempfile.NamedTemporaryFile("w", suffix=".txt") as paths:
         paths.write("".join(f"{request.path}\n" for request in requests))

@@ -3,8 +3,8 @@
     python bench/run_all.py [--smoke]
 
 ``--smoke`` uses short runs and small sizes (for CI; well under two minutes);
-the default is the full run (about seven and a half minutes). Misses are printed, never
-raised: the exit status is 0 whenever every benchmark ran.
+the default is the full run (about seven and a half minutes). Misses are
+printed, never raised: the exit status is 0 whenever every benchmark ran.
 """
 
 from __future__ import annotations
