@@ -22,8 +22,8 @@ from typing import Any
 from cheroot import wsgi
 
 from common import free_port
-from zarrdav.connection import KeepAliveConnection
-from zarrdav.server import hold_to_cpu, run_workers, worker_cpus
+from zarrdav.edge.connection import KeepAliveConnection
+from zarrdav.edge.server import hold_to_cpu, run_workers, worker_cpus
 
 
 def fixed_app(status: str, headers: list[tuple[str, str]]) -> Callable[..., Iterable[bytes]]:

@@ -11,7 +11,7 @@ import pytest
 from tests.servers import Demo, moto_server, zarrdav_demo
 from tests.zarr_data import VersionedZarr, write_v2_zarr, write_v3_zarr
 from zarrdav.demo.s3 import create_public_bucket
-from zarrdav.s3 import make_s3_client
+from zarrdav.upstreams.s3 import make_s3_client
 
 # moto accepts any credentials; boto3 insists on having some.
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")

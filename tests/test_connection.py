@@ -20,7 +20,7 @@ import pytest
 from cheroot import wsgi
 from cheroot.makefile import StreamReader
 
-from zarrdav.connection import LINGER_SECONDS, KeepAliveConnection, LineReader
+from zarrdav.edge.connection import LINGER_SECONDS, KeepAliveConnection, LineReader
 
 
 def _app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

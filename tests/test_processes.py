@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.servers import zarrdav_server
-from zarrdav.server import choose_cpus
+from zarrdav.edge.server import choose_cpus
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU affinity is Linux's")
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from zarrdav.requestlog import FLUSH_SECONDS, Answer, Logged, RequestLog
+from zarrdav.edge.requestlog import FLUSH_SECONDS, Answer, Logged, RequestLog
 
 LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO zarrdav: (?P<rest>.*)\n")
 

@@ -22,17 +22,17 @@ from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
 
 from zarrdav import __version__
-from zarrdav.archive import ArchiveClient
+from zarrdav.upstreams.archive import ArchiveClient
 from zarrdav.config import Settings
 from zarrdav.dav.dandisets import DandisetViews
 from zarrdav.dav.zarrs import ZarrViews
-from zarrdav.live import LiveZarrs
+from zarrdav.upstreams.live import LiveZarrs
 from zarrdav.dav.handlers import Handlers
 from zarrdav.dav.provider import Provider
 from zarrdav.manifests.cache import ManifestCache
 from zarrdav.manifests.index import ManifestIndex
 from zarrdav.manifests.trees import open_tree
-from zarrdav.requestlog import Answer, Logged, RequestLog
+from zarrdav.edge.requestlog import Answer, Logged, RequestLog
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]

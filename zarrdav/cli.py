@@ -20,8 +20,8 @@ from zarrdav.manifests.checksum import zarr_checksum
 from zarrdav.manifests.layout import checksum_of_filename
 from zarrdav.manifests.reader import read_manifest_file
 from zarrdav.manifests.verify import verify_manifest
-from zarrdav.s3 import make_s3_client
-from zarrdav.server import serve
+from zarrdav.upstreams.s3 import make_s3_client
+from zarrdav.edge.server import serve
 
 Command = Callable[[argparse.Namespace], int]
 

@@ -1,9 +1,11 @@
 """The exceptions zarrdav raises, as one small hierarchy.
 
-The web layer maps them to HTTP statuses: ``NotFound`` is 404, ``Forbidden``
-403, ``Unavailable`` 503, ``UpstreamTimeout`` 504, any other ``UpstreamError`` 502; a
-``ManifestError`` met while serving is an upstream fault too (a broken file
-in the manifest tree), so it is an ``UpstreamError``.
+Each class carries the HTTP status it is answered with, so the edge needs no
+table of its own: ``NotFound`` is 404, ``UpstreamTimeout`` 504, any other
+``UpstreamError`` 502. A ``ManifestError`` met while serving is an upstream
+fault too (a broken file in the manifest tree), so it is an ``UpstreamError``.
+The ``ClientError`` branch is what the edge refuses about a request itself
+(its size, framing or method) before any handler sees it.
 """
 
 from __future__ import annotations
@@ -12,25 +14,95 @@ from __future__ import annotations
 class ZarrdavError(Exception):
     """Base of every error zarrdav raises on purpose."""
 
+    status = 500
+
+
+class ClientError(ZarrdavError):
+    """The request itself cannot be answered as sent."""
+
+    status = 400
+
+
+class BadRequest(ClientError):
+    """Malformed: framing, headers or a body zarrdav cannot read."""
+
+
+class MethodNotAllowed(ClientError):
+    """A method zarrdav knows and refuses: it is read-only."""
+
+    status = 405
+
+
+class NotImplementedMethod(ClientError):
+    """A method zarrdav does not know at all."""
+
+    status = 501
+
+
+class LengthRequired(ClientError):
+    """A body was sent in a way zarrdav will not read."""
+
+    status = 411
+
+
+class ContentTooLarge(ClientError):
+    """A request body beyond its limit."""
+
+    status = 413
+
+
+class URITooLong(ClientError):
+    """A request path beyond its limit."""
+
+    status = 414
+
+
+class HeadersTooLarge(ClientError):
+    """The request line and headers beyond their limit."""
+
+    status = 431
+
 
 class NotFound(ZarrdavError):
     """Nothing exists at the requested place."""
+
+    status = 404
 
 
 class Forbidden(ZarrdavError):
     """The upstream refused access (embargoed or not allowed)."""
 
+    status = 403
+
 
 class Unavailable(ZarrdavError):
     """It exists but cannot be served faithfully yet (a pinned manifest is missing)."""
+
+    status = 503
 
 
 class UpstreamError(ZarrdavError):
     """An upstream service answered with a fault, garbage, or not at all."""
 
+    status = 502
+
 
 class UpstreamTimeout(UpstreamError):
     """An upstream service did not answer in time."""
+
+    status = 504
+
+
+class UnsendableHeader(UpstreamError):
+    """A value meant for a header cannot be sent (control characters, not Latin-1).
+
+    Such values come from upstreams (an ETag, a URL); sending them would let
+    the upstream write headers of its own into the answer.
+    """
+
+    def __init__(self, field: str) -> None:
+        super().__init__(f"the value for the {field} header cannot be sent")
+        self.field = field
 
 
 class ManifestError(UpstreamError):

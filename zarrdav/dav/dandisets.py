@@ -22,11 +22,11 @@ from typing import Any, TypeVar
 import yaml
 from cachetools import LRUCache, TTLCache
 
-from zarrdav.archive import ArchiveClient, Asset, Dandiset, Folder, VersionSummary
+from zarrdav.upstreams.archive import ArchiveClient, Asset, Dandiset, Folder, VersionSummary
 from zarrdav.dav.resources import Collection, File, Resource
 from zarrdav.dav.zarrs import ZarrViews
 from zarrdav.errors import NotFound, Unavailable
-from zarrdav.live import LiveDirectory, LiveEntry, LiveZarrs
+from zarrdav.upstreams.live import LiveDirectory, LiveEntry, LiveZarrs
 from zarrdav.routes import DandisetRoute, DandisetsRoute, ReleasesRoute, Route, VersionRoute, zarr_version_path
 
 T = TypeVar("T")

@@ -15,15 +15,8 @@ from zarrdav.dav.html import render_listing
 from zarrdav.dav.propfind import BadPropfind, parse_propfind, render_multistatus, MAX_BODY
 from zarrdav.dav.provider import Provider
 from zarrdav.dav.resources import Collection, File, Resource
-from zarrdav.errors import (
-    Forbidden,
-    NotFound,
-    Unavailable,
-    UpstreamError,
-    UpstreamTimeout,
-    ZarrdavError,
-)
-from zarrdav.requestlog import Answer
+from zarrdav.errors import NotFound, ZarrdavError
+from zarrdav.edge.requestlog import Answer
 
 StartResponse = Callable[..., Any]
 ALLOW = "OPTIONS, GET, HEAD, PROPFIND"
@@ -180,18 +173,7 @@ def _plain(status: int, message: str, extra: Sequence[tuple[str, str]] = ()) -> 
 
 
 def _error(environ: dict[str, Any], error: ZarrdavError) -> Answer:
-    if isinstance(error, NotFound):
-        status = 404
-    elif isinstance(error, Forbidden):
-        status = 403
-    elif isinstance(error, Unavailable):
-        status = 503
-    elif isinstance(error, UpstreamTimeout):
-        status = 504
-    elif isinstance(error, UpstreamError):
-        status = 502
-    else:
-        status = 500
+    status = error.status
     if status >= 500:
         environ["zarrdav.error"] = str(error)
     return _plain(status, str(error))

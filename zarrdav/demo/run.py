@@ -28,7 +28,7 @@ from zarrdav.demo.s3 import HOST as S3_HOST
 from zarrdav.demo.s3 import create_public_bucket, embedded_s3, s3_client
 from zarrdav.demo.sample import upload_blob, write_ome_zarr, write_traces_zarr
 from zarrdav.errors import ZarrdavError
-from zarrdav.server import serve
+from zarrdav.edge.server import serve
 
 BUCKET = "dandiarchive"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)

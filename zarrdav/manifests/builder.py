@@ -19,7 +19,7 @@ from zarrdav.manifests.checksum import zarr_checksum
 from zarrdav.manifests.layout import manifest_path
 from zarrdav.manifests.model import ManifestFile
 from zarrdav.manifests.writer import render_manifest
-from zarrdav.s3 import split_s3_url
+from zarrdav.upstreams.s3 import split_s3_url
 
 Progress = Callable[[str], None]
 

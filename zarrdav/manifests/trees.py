@@ -32,7 +32,7 @@ from zarrdav.manifests.layout import (
 )
 from zarrdav.manifests.model import Manifest
 from zarrdav.manifests.reader import read_manifest
-from zarrdav.s3 import make_s3_client, split_s3_url
+from zarrdav.upstreams.s3 import make_s3_client, split_s3_url
 
 # Parses a fetched manifest file, given as a seekable stream and the name of its source.
 Reader = Callable[[IO[bytes], str], Manifest]

@@ -18,8 +18,8 @@ from cheroot import wsgi
 
 from zarrdav.app import create_app
 from zarrdav.config import Settings
-from zarrdav.connection import KeepAliveConnection
-from zarrdav.requestlog import LOG_FORMAT
+from zarrdav.edge.connection import KeepAliveConnection
+from zarrdav.edge.requestlog import LOG_FORMAT
 
 
 def serve(settings: Settings) -> None:

@@ -15,7 +15,7 @@ from urllib.parse import quote, urlsplit
 from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, ReadTimeoutError
 
 from zarrdav.errors import NotFound, UpstreamError, UpstreamTimeout
-from zarrdav.s3 import make_s3_client
+from zarrdav.upstreams.s3 import make_s3_client
 
 
 @dataclass(frozen=True, slots=True)

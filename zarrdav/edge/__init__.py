@@ -1,0 +1,1 @@
+"""The HTTP edge: connections, requests, answers and the layers every request passes."""
