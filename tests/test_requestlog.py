@@ -1,4 +1,4 @@
-"""The request log middleware: one line per request, a plain 500 for any bug.
+"""The request log layer: one line per request, a plain 500 for any bug.
 
 It writes its lines straight to a file descriptor (not through ``logging``),
 in batches, so these tests read what lands in a pipe.
@@ -17,7 +17,12 @@ from typing import Any
 
 import pytest
 
-from zarrdav.edge.requestlog import FLUSH_SECONDS, Answer, Logged, RequestLog
+from zarrdav.edge.answer import Answer
+from zarrdav.edge.layers import Handler, answer_safely, request_log, stacked
+from zarrdav.edge.request import Request
+from zarrdav.edge.requestlog import FLUSH_SECONDS, RequestLog
+from zarrdav.edge.wsgi import Edge
+from zarrdav.errors import UpstreamError
 
 LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO zarrdav: (?P<rest>.*)\n")
 
@@ -39,6 +44,11 @@ def info_level() -> Iterator[None]:
     logger.setLevel(level)
 
 
+def Logged(handler: Handler, requests: RequestLog) -> Edge:
+    """``handler`` behind the two layers that make a line of every request."""
+    return Edge(stacked(handler, [request_log(requests), answer_safely]), requests)
+
+
 def call(app: Callable[..., Iterable[bytes]], method: str, path: str) -> tuple[str, list[tuple[str, str]], bytes]:
     answered: list[Any] = []
     body = b"".join(app({"REQUEST_METHOD": method, "PATH_INFO": path},
@@ -47,8 +57,8 @@ def call(app: Callable[..., Iterable[bytes]], method: str, path: str) -> tuple[s
 
 
 def test_each_request_is_one_line_with_method_wire_path_status_and_time(pipe: tuple[int, int]) -> None:
-    def app(environ: dict[str, Any]) -> Answer:
-        return "307 Temporary Redirect", [("Location", "http://s3/x")], [b""]
+    def app(request: Request) -> Answer:
+        return Answer.redirect(307, "http://s3/x")
 
     wrapped = Logged(app, RequestLog(pipe[1]))
     call(wrapped, "GET", "/zarrs/0.1.2")
@@ -63,7 +73,7 @@ def test_each_request_is_one_line_with_method_wire_path_status_and_time(pipe: tu
 def test_a_bug_is_a_plain_500_and_a_traceback_in_the_log(
     pipe: tuple[int, int], caplog: pytest.LogCaptureFixture
 ) -> None:
-    def broken(environ: dict[str, Any]) -> Answer:
+    def broken(request: Request) -> Answer:
         raise RuntimeError("secret detail")
 
     status, headers, body = call(Logged(broken, RequestLog(pipe[1])), "GET", "/zarrs/")
@@ -77,8 +87,8 @@ def test_a_bug_is_a_plain_500_and_a_traceback_in_the_log(
 def test_no_lines_above_info(pipe: tuple[int, int]) -> None:
     logging.getLogger("zarrdav").setLevel(logging.WARNING)
 
-    def app(environ: dict[str, Any]) -> Answer:
-        return "200 OK", [], [b"x"]
+    def app(request: Request) -> Answer:
+        return Answer(200, [], b"x")
 
     wrapped = Logged(app, RequestLog(pipe[1]))
     assert call(wrapped, "GET", "/")[2] == b"x"
@@ -89,8 +99,8 @@ def test_no_lines_above_info(pipe: tuple[int, int]) -> None:
 
 
 def test_lines_are_written_soon_without_closing(pipe: tuple[int, int]) -> None:
-    def app(environ: dict[str, Any]) -> Answer:
-        return "200 OK", [], [b"x"]
+    def app(request: Request) -> Answer:
+        return Answer(200, [], b"x")
 
     call(Logged(app, RequestLog(pipe[1])), "GET", "/soon")
     ready, _, _ = select.select([pipe[0]], [], [], 20 * FLUSH_SECONDS)
@@ -99,8 +109,8 @@ def test_lines_are_written_soon_without_closing(pipe: tuple[int, int]) -> None:
 
 
 def test_lines_of_many_threads_come_whole_and_once(tmp_path: Path) -> None:
-    def app(environ: dict[str, Any]) -> Answer:
-        return "307 Temporary Redirect", [], [b""]
+    def app(request: Request) -> Answer:
+        return Answer.redirect(307, "http://s3/x")
 
     with (tmp_path / "log").open("wb") as sink:
         wrapped = Logged(app, RequestLog(sink.fileno()))
@@ -111,3 +121,32 @@ def test_lines_of_many_threads_come_whole_and_once(tmp_path: Path) -> None:
     lines = (tmp_path / "log").read_text().splitlines(keepends=True)
     rests = [LINE.fullmatch(line).group("rest").split()[1] for line in lines]  # type: ignore[union-attr]
     assert sorted(rests) == sorted(paths)
+
+
+def test_a_cause_with_newlines_stays_on_its_line_with_its_chain(pipe: tuple[int, int]) -> None:
+    def failing(request: Request) -> Answer:
+        try:
+            raise OSError("disk\nINFO zarrdav: GET /forged 200")
+        except OSError as error:
+            raise UpstreamError("manifest tree: x.json\r\nunreadable") from error
+
+    status, _, body = call(Logged(failing, RequestLog(pipe[1])), "GET", "/zarrs/x")
+    assert status.startswith("502") and body.count(b"\n") == 1
+    os.set_blocking(pipe[0], False)
+    lines = os.read(pipe[0], 65536).decode().splitlines()
+    assert len(lines) == 1
+    assert lines[0].endswith(
+        "(manifest tree: x.json\\r\\nunreadable <- OSError: disk\\nINFO zarrdav: GET /forged 200)")
+
+
+def test_a_very_long_path_is_logged_by_its_beginning(pipe: tuple[int, int]) -> None:
+    def app(request: Request) -> Answer:
+        return Answer(404, [], b"")
+
+    wrapped = Logged(app, RequestLog(pipe[1]))
+    call(wrapped, "GET", "/" + "\n" * 5000)
+    wrapped.close()
+    line = os.read(pipe[0], 65536).decode()
+    assert line.count("\n") == 1
+    assert LINE.fullmatch(line).group("rest").startswith(  # type: ignore[union-attr]
+        "GET /" + "%0A" * 199 + "...(5001 characters) 404 ")

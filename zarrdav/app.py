@@ -1,63 +1,37 @@
-"""The WSGI application: WsgiDAV hosting zarrdav's read-only provider.
+"""The application: zarrdav's handlers behind the layers of the edge.
 
-WsgiDAV supplies the frame for PROPFIND and OPTIONS (request resolution,
-anonymous access), answered by ``zarrdav.dav.handlers`` through the
-provider's ``custom_request_handler``, because zarrdav refuses infinite
-PROPFIND and writes its own multistatus answers. GET and HEAD (redirects and
-HTML pages, nearly all traffic) and the refused write methods go to the same
-handlers directly. Every answer is made whole before it is sent; one small
-layer adds CORS headers and logs one line per request.
+``create_app`` declares, in one place, the layers every request passes (GET
+and HEAD included) and what answers inside them: WsgiDAV hosting the
+provider for PROPFIND and OPTIONS, the same handlers directly for the rest.
+ARCHITECTURE.md walks one request through it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
 
 import httpx
-from wsgidav.dav_provider import DAVProvider
-from wsgidav.http_authenticator import HTTPAuthenticator
-from wsgidav.request_resolver import RequestResolver
-from wsgidav.wsgidav_app import WsgiDAVApp
 
 from zarrdav import __version__
-from zarrdav.upstreams.archive import ArchiveClient
 from zarrdav.config import Settings
 from zarrdav.dav.dandisets import DandisetViews
-from zarrdav.dav.zarrs import ZarrViews
-from zarrdav.upstreams.live import LiveZarrs
 from zarrdav.dav.handlers import Handlers
+from zarrdav.dav.host import WsgiDavHost
 from zarrdav.dav.provider import Provider
+from zarrdav.dav.zarrs import ZarrViews
+from zarrdav.edge.answer import Answer
+from zarrdav.edge.layers import Handler, Layer, answer_safely, cors, limits, request_log, stacked
+from zarrdav.edge.request import Request
+from zarrdav.edge.requestlog import RequestLog
+from zarrdav.edge.wsgi import Edge
 from zarrdav.manifests.cache import ManifestCache
 from zarrdav.manifests.index import ManifestIndex
 from zarrdav.manifests.trees import open_tree
-from zarrdav.edge.requestlog import Answer, Logged, RequestLog
-
-StartResponse = Callable[..., Any]
-WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+from zarrdav.upstreams.archive import ArchiveClient
+from zarrdav.upstreams.live import LiveZarrs
 
 
-class _ReadOnlyProvider(DAVProvider):  # type: ignore[misc]
-    """Hands every request to zarrdav's handlers."""
-
-    def __init__(self, handlers: Handlers) -> None:
-        super().__init__()
-        self._handlers = handlers
-
-    def is_readonly(self) -> bool:
-        return True
-
-    def get_resource_inst(self, path: str, environ: dict[str, Any]) -> None:
-        return None  # never consulted: custom_request_handler answers every method
-
-    def custom_request_handler(
-        self, environ: dict[str, Any], start_response: StartResponse, default_handler: Any
-    ) -> Iterable[bytes]:
-        return self._handlers(environ, start_response)
-
-
-def create_app(settings: Settings) -> Logged:
+def create_app(settings: Settings) -> Edge:
     """The whole WSGI application for ``settings``; ``close`` it when done serving."""
     client = httpx.Client(
         timeout=settings.upstream_timeout,
@@ -88,68 +62,38 @@ def create_app(settings: Settings) -> Logged:
         archive, zarrs, LiveZarrs(), ttl=settings.archive_ttl,
         blob_redirect=settings.blob_redirect, missing_manifest=settings.missing_manifest,
     )
-    handlers = Handlers(Provider(zarrs, dandisets))
-    dav = WsgiDAVApp(
-        {
-            "provider_mapping": {"/": _ReadOnlyProvider(handlers)},
-            "http_authenticator": {"domain_controller": None, "accept_basic": False,
-                                   "accept_digest": False, "default_to_digest": False},
-            "simple_dc": {"user_mapping": {"*": True}},
-            "lock_storage": False,
-            "property_manager": None,
-            "dir_browser": {"enable": False},
-            # No ErrorPrinter: an unexpected exception reaches requestlog.Logged (plain 500,
-            # traceback in the log) instead of an HTML page quoting its repr.
-            "middleware_stack": [HTTPAuthenticator, RequestResolver],
-            # Handlers decode PATH_INFO from its WSGI latin-1 form themselves.
-            "hotfixes": {"re_encode_path_info": False},
-            "verbose": 0,
-            "logging": {"enable_loggers": []},
-        }
-    )
-
-    def answer(environ: dict[str, Any]) -> Answer:
-        # GET and HEAD, nearly every request (each Zarr chunk), skip WsgiDAV's
-        # layers: they add nothing to a redirect and cost a third of its time.
-        # WsgiDAV would answer write methods with its own HTML page: ours is plain.
-        # It would also resolve dot segments, and answer a path climbing above
-        # the root with a 400 whose promised body never comes; routes call
-        # such paths absent.
-        method = environ["REQUEST_METHOD"]
-        if method in _DAV_METHODS and not _has_dot_segment(environ):
-            status, headers, body = _answer_of(dav, environ)
-        else:
-            status, headers, body = handlers.answer(environ)
-        # Let browser-based Zarr viewers read through the server.
-        return status, headers + (_CORS_OPTIONS if method == "OPTIONS" else _CORS), body
-
-    return Logged(answer, RequestLog())
+    handlers = Handlers(Provider(zarrs, dandisets), settings.max_body_bytes)
+    requests = RequestLog()
+    # Outermost first. A new layer goes where what it needs is already true:
+    # after answer_safely it may raise ZarrdavErrors; after limits it sees
+    # only requests of a sane size.
+    layers: list[Layer] = [
+        request_log(requests),
+        cors,
+        answer_safely,
+        limits(settings.max_path_bytes),
+    ]
+    return Edge(stacked(_dispatch(handlers, WsgiDavHost(handlers)), layers), requests)
 
 
-_DAV_METHODS = Handlers.METHODS - {"GET", "HEAD"}
+def _dispatch(handlers: Handler, dav: Handler) -> Handler:
+    """PROPFIND and OPTIONS through WsgiDAV, everything else to the handlers.
+
+    A path with dot segments stays out of WsgiDAV, which would resolve them
+    (or answer a path above the root with a 400 whose body never comes):
+    routes call such paths absent, for every method alike.
+    """
+
+    def dispatch(request: Request) -> Answer:
+        if request.method in _DAV_METHODS and not _has_dot_segment(request.raw_path):
+            return dav(request)
+        return handlers(request)
+
+    return dispatch
 
 
-def _has_dot_segment(environ: dict[str, Any]) -> bool:
-    return any(segment in (".", "..") for segment in environ.get("PATH_INFO", "").split("/"))
+_DAV_METHODS = frozenset(("PROPFIND", "OPTIONS"))
 
 
-def _answer_of(app: WSGIApp, environ: dict[str, Any]) -> Answer:
-    """What a WSGI application answers, whole."""
-    started: list[Any] = []
-
-    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
-        started[:] = (status, headers)
-
-    body = list(app(environ, start_response))
-    status, headers = started
-    return status, headers, body
-
-
-_CORS = [
-    ("Access-Control-Allow-Origin", "*"),
-    ("Access-Control-Expose-Headers", "ETag, Content-Length, Location, DAV"),
-]
-_CORS_OPTIONS = _CORS + [
-    ("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS, PROPFIND"),
-    ("Access-Control-Allow-Headers", "Range, Depth, Content-Type, Authorization"),
-]
+def _has_dot_segment(path: str) -> bool:
+    return any(segment in (".", "..") for segment in path.split("/"))

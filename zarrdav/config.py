@@ -46,6 +46,13 @@ class Settings:
     workers: int = 1
     pin_cpus: bool = True
     log_level: str = "INFO"
+    max_header_bytes: int = 65536
+    max_path_bytes: int = 8192
+    max_body_bytes: int = 65536
+    request_timeout: float = 10.0
+    listen_backlog: int = 1024
+    max_connections: int = 4096
+    drain_seconds: float = 10.0
 
 
 HELP = {
@@ -73,6 +80,14 @@ HELP = {
     "pin_cpus": "run each server process on one CPU, worker n on the n-th (Linux); "
     "its threads then stop passing Python's lock between CPUs",
     "log_level": "DEBUG, INFO, WARNING or ERROR",
+    "max_header_bytes": "request line plus headers beyond this many bytes: 431",
+    "max_path_bytes": "request target (path and query) beyond this many bytes: 414",
+    "max_body_bytes": "request bodies (PROPFIND) beyond this many bytes: 413",
+    "request_timeout": "seconds a client has to send a request's headers and body, "
+    "from its first byte; then 408 and the connection closes",
+    "listen_backlog": "connections the kernel queues before zarrdav accepts them",
+    "max_connections": "open connections per process; more are closed at once",
+    "drain_seconds": "on SIGTERM, seconds in-flight requests get to finish",
 }
 
 

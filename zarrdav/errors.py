@@ -15,6 +15,8 @@ class ZarrdavError(Exception):
     """Base of every error zarrdav raises on purpose."""
 
     status = 500
+    # Headers its answer carries besides the message (Allow for a 405).
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 class ClientError(ZarrdavError):
@@ -31,6 +33,10 @@ class MethodNotAllowed(ClientError):
     """A method zarrdav knows and refuses: it is read-only."""
 
     status = 405
+
+    def __init__(self, message: str, allow: str) -> None:
+        super().__init__(message)
+        self.headers = (("Allow", allow),)
 
 
 class NotImplementedMethod(ClientError):

@@ -22,16 +22,12 @@ import select
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
 from urllib.parse import quote
 
+from zarrdav.edge.answer import one_line
+from zarrdav.errors import ZarrdavError
+
 log = logging.getLogger("zarrdav")
-StartResponse = Callable[..., Any]
-WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
-# A whole answer, made before anything is sent: status line, headers, body.
-Answer = tuple[str, list[tuple[str, str]], Sequence[bytes]]
-Answerer = Callable[[dict[str, Any]], Answer]
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9/._~-]*")
 _MILLIS = [f"{n:03d}" for n in range(1000)]  # formatting them costs more
@@ -39,6 +35,9 @@ FLUSH_SECONDS = 0.2
 # Past this many pending lines a request writes them itself: a stalled log
 # slows requests down rather than filling memory.
 _MOST_PENDING = 4096
+# Paths longer than this are logged as their first _SHOWN characters.
+_LONGEST_LOGGED = 1024
+_SHOWN = 200
 
 
 class RequestLog:
@@ -55,11 +54,12 @@ class RequestLog:
         self._second = 0
         self._stamp = ""
         # Appends and pops are atomic: no lock per request.
-        self._pending: deque[tuple[float, float, str, str, str, str | None]] = deque()
+        self._pending: deque[tuple[float, float, str, str, int, BaseException | None]] = deque()
         self._writing = threading.Lock()
         self._flusher: threading.Thread | None = None
 
-    def write(self, method: str, path_info: str, status: str, started: float, cause: str | None) -> None:
+    def write(self, method: str, path_info: str, status: int, started: float,
+              cause: BaseException | None) -> None:
         """Note a request's line: its method, WSGI ``PATH_INFO``, status, when it
         started (``time.perf_counter``) and the cause of a failure."""
         if not log.isEnabledFor(logging.INFO):
@@ -68,7 +68,7 @@ class RequestLog:
         pending.append((started, time.perf_counter(), method, path_info, status, cause))
         if self._flusher is None:
             self._start_flusher()
-        if status[0] == "5" or len(pending) > _MOST_PENDING:
+        if status >= 500 or len(pending) > _MOST_PENDING:
             self.flush()
 
     def flush(self) -> None:
@@ -89,8 +89,8 @@ class RequestLog:
                 millis = _MILLIS[int((now - self._second) * 1000)]
                 tenths = int((ended - started) * 10_000)
                 path = wire_path(path_info)
-                suffix = f" ({cause})" if cause else ""
-                line = (f"{self._stamp}{millis} INFO zarrdav: {method} {path} {status} "
+                suffix = f" ({describe(cause)})" if cause else ""
+                line = (f"{self._stamp}{millis} INFO zarrdav: {wire_path(method)} {path} {status} "
                         f"{tenths // 10}.{tenths % 10}ms{suffix}\n").encode(errors="replace")
                 if size + len(line) > select.PIPE_BUF and batch:
                     self._write(b"".join(batch))
@@ -121,42 +121,24 @@ class RequestLog:
 
 
 def wire_path(raw: str) -> str:
-    """WSGI ``PATH_INFO`` encoded as on the wire: a decoded newline cannot split the log line."""
+    """WSGI ``PATH_INFO`` encoded as on the wire: a decoded newline cannot split
+    the log line. A very long path is cut to its beginning."""
+    if len(raw) > _LONGEST_LOGGED:
+        return f"{wire_path(raw[:_SHOWN])}...({len(raw)} characters)"
     if _PLAIN_PATH.fullmatch(raw):
         return raw
     return quote(raw.encode("latin-1", "replace"), safe="/:@!$&'()*+,;=~")
 
 
-class Logged:
-    """The WSGI application of ``answer``: one log line per request, and a
-    plain 500 instead of any traceback. ``close`` writes the lines still pending."""
-
-    __slots__ = ("_answer", "_requests")
-
-    def __init__(self, answer: Answerer, requests: RequestLog) -> None:
-        self._answer = answer
-        self._requests = requests
-
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        started = time.perf_counter()
-        try:
-            status, headers, body = self._answer(environ)
-        except Exception:
-            self._requests.flush()  # the lines before it, before its traceback
-            log.exception("internal error on %s %s", environ["REQUEST_METHOD"], environ.get("PATH_INFO"))
-            status, headers = "500 Internal Server Error", _INTERNAL_ERROR_HEADERS
-            body = (b"" if environ["REQUEST_METHOD"] == "HEAD" else _INTERNAL_ERROR,)
-        self._requests.write(environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""), status[:3],
-                             started, environ.get("zarrdav.error"))
-        start_response(status, headers)
-        return body
-
-    def close(self) -> None:
-        self._requests.flush()
-
-
-_INTERNAL_ERROR = b"internal error\n"
-_INTERNAL_ERROR_HEADERS = [
-    ("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(_INTERNAL_ERROR))),
-    ("Access-Control-Allow-Origin", "*"),
-]
+def describe(cause: BaseException) -> str:
+    """The cause of a failure and what caused it, on one line."""
+    parts = []
+    seen: set[int] = set()
+    current: BaseException | None = cause
+    while current is not None and id(current) not in seen and len(parts) < 5:
+        seen.add(id(current))
+        text = str(current)
+        parts.append(text if isinstance(current, ZarrdavError) and text else
+                     f"{type(current).__name__}: {text}" if text else type(current).__name__)
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    return one_line(" <- ".join(parts), 1000)
