@@ -22,7 +22,7 @@ from typing import Any
 from cheroot import wsgi
 
 from common import free_port
-from zarrdav.edge.connection import KeepAliveConnection
+from zarrdav.edge.connection import Framing, receive_whole_requests
 from zarrdav.edge.server import hold_to_cpu, run_workers, worker_cpus
 
 
@@ -46,9 +46,9 @@ def main() -> None:
         server = wsgi.Server(("127.0.0.1", port), app, numthreads=threads, server_name="zarrdav",
                              reuse_port=reuse_port)
         server.keep_alive_conn_limit = max(64, threads * 4)
-        if "--zarrdav-connection" in options:
-            server.ConnectionClass = KeepAliveConnection
         server.prepare()
+        if "--zarrdav-connection" in options:
+            receive_whole_requests(server, Framing(65536, 65536), 10.0, server.keep_alive_conn_limit)
         print(f"bare cheroot on http://127.0.0.1:{server.bind_addr[1]}/", file=sys.stderr, flush=True)
         server.serve()
 

@@ -20,7 +20,7 @@ import pytest
 from cheroot import wsgi
 from cheroot.makefile import StreamReader
 
-from zarrdav.edge.connection import LINGER_SECONDS, KeepAliveConnection, LineReader
+from zarrdav.edge.connection import LINGER_SECONDS, Framing, LineReader, receive_whole_requests
 
 
 def _app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -32,9 +32,9 @@ def _app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterabl
 @contextmanager
 def _server(threads: int = 4) -> Iterator[wsgi.Server]:
     server = wsgi.Server(("127.0.0.1", 0), _app, numthreads=threads)
-    server.ConnectionClass = KeepAliveConnection
     server.keep_alive_conn_limit = 64
     server.prepare()
+    receive_whole_requests(server, Framing(65536, 65536), request_timeout=10, max_connections=64)
     loop = threading.Thread(target=server.serve, daemon=True)
     loop.start()
     try:

@@ -81,7 +81,7 @@ def limits(max_path_bytes: int) -> Layer:
 
     def layer(inner: Handler) -> Handler:
         def limited(request: Request) -> Answer:
-            if len(request.raw_path) + len(request.query) > max_path_bytes:
+            if max(len(request.target), len(request.raw_path) + len(request.query)) > max_path_bytes:
                 raise URITooLong(f"request targets are limited to {max_path_bytes} bytes")
             return inner(request)
 

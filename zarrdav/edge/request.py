@@ -18,7 +18,7 @@ class Request:
     """
 
     __slots__ = (
-        "environ", "method", "raw_path", "path", "query", "script_name", "client",
+        "environ", "method", "target", "raw_path", "path", "query", "script_name", "client",
         "depth", "if_none_match", "if_modified_since", "accept_encoding", "authorization",
     )
 
@@ -29,6 +29,8 @@ class Request:
         self.raw_path = raw  # Latin-1 characters, one per byte on the wire
         self.path = raw if raw.isascii() else _decoded(raw)
         self.query: str = environ.get("QUERY_STRING", "")
+        # As sent, percent-encoded (cheroot gives it; other servers may not).
+        self.target: str = environ.get("REQUEST_URI") or raw
         self.script_name: str = environ.get("SCRIPT_NAME", "").rstrip("/")
         self.client: str = environ.get("REMOTE_ADDR", "")
         self.depth: str | None = environ.get("HTTP_DEPTH")

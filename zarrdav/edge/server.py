@@ -6,10 +6,12 @@ import ctypes
 import logging
 import multiprocessing
 import os
+import resource
 import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from types import FrameType
@@ -18,8 +20,8 @@ from cheroot import wsgi
 
 from zarrdav.app import create_app
 from zarrdav.config import Settings
-from zarrdav.edge.connection import KeepAliveConnection
-from zarrdav.edge.requestlog import LOG_FORMAT
+from zarrdav.edge.connection import Framing, receive_whole_requests
+from zarrdav.edge.requestlog import LOG_FORMAT, RequestLog
 
 
 def serve(settings: Settings) -> None:
@@ -115,10 +117,16 @@ def _serve_process(settings: Settings, reuse_port: bool, cpu: int | None) -> Non
         (settings.host, settings.port), app,
         numthreads=settings.threads, server_name="zarrdav", reuse_port=reuse_port,
     )
-    server.ConnectionClass = KeepAliveConnection
+    server.request_queue_size = settings.listen_backlog
+    connections = min(settings.max_connections, _open_files_allowed() - 64)
     # cheroot closes keep-alive connections beyond this many (default 10).
-    server.keep_alive_conn_limit = max(64, settings.threads * 4)
+    server.keep_alive_conn_limit = connections
     server.prepare()
+    reception = receive_whole_requests(
+        server, Framing(settings.max_header_bytes, settings.max_body_bytes),
+        settings.request_timeout, connections,
+    )
+    server.log_refusal = _refusal_logger(app.requests)
     host, port = server.bind_addr[:2]
     on_cpu = "" if cpu is None else f", CPU {cpu}"
     print(f"zarrdav serving {settings.manifest_root} on http://{host}:{port}/ (process {os.getpid()}{on_cpu})",
@@ -128,9 +136,43 @@ def _serve_process(settings: Settings, reuse_port: bool, cpu: int | None) -> Non
     loop = threading.Thread(target=server.serve, name="cheroot", daemon=True)
     loop.start()
     _wait_for_stop(loop.is_alive)
+    # Drain: no new connections; requests in flight finish, and each
+    # connection closes after its answer or, idle, cleanly at once.
+    reception.drain()
+    deadline = time.monotonic() + settings.drain_seconds
+    while not reception.drained() and time.monotonic() < deadline:
+        time.sleep(0.05)
     server.stop()
     loop.join(10)
     app.close()
+
+
+def _open_files_allowed() -> int:
+    """The open-file limit, raised to its hard limit: each connection is a file."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or hard > soft:
+            wanted = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+        return int(soft)
+    except (ValueError, OSError):
+        return 1024
+
+
+def _refusal_logger(requests: RequestLog) -> Callable[[bytes, int], None]:
+    """The request log's line for a request refused before any worker saw it."""
+
+    def log_refusal(received: bytes, status: int) -> None:
+        words = received[:_SHOWN_TARGET].split(b"\r\n", 1)[0].split(b" ")
+        method = words[0].decode("latin-1") if words[0] else "-"
+        target = words[1].decode("latin-1") if len(words) > 1 else "-"
+        requests.write(method[:20], target, status, time.perf_counter(), None)
+
+    return log_refusal
+
+
+_SHOWN_TARGET = 2048
 
 
 def _wait_for_stop(running: Callable[[], bool]) -> None:
