@@ -228,7 +228,7 @@ class KeepAliveConnection(HTTPConnection):
         """Answer requests until the connection closes or its client pauses;
         true if it stays open."""
         while True:
-            keep_open: bool = super().communicate()
+            keep_open: bool = super().communicate()  # type: ignore[no-untyped-call]
             if not keep_open and self.close_softly and self.server.ready:
                 # Reception closes it once the client has read the answer.
                 Reception.close_softly(self, time.time())
@@ -250,13 +250,15 @@ class KeepAliveConnection(HTTPConnection):
                 self._poller.register(self.socket.fileno(), select.POLLIN)
             if not self._poller.poll(LINGER_SECONDS * 1000) or not receive(self):
                 return False
-        return server.framing.examine(buffered(self)) == _READY
+        framing: Framing = server.framing
+        return framing.examine(buffered(self)) == _READY
 
 
 def buffered(connection: KeepAliveConnection) -> bytes:
     """What the connection has received and cheroot has not read yet."""
     rfile = connection.rfile
-    return rfile._read_buf[rfile._read_pos :]
+    waiting: bytes = rfile._read_buf[rfile._read_pos :]
+    return waiting
 
 
 def receive(connection: KeepAliveConnection) -> bool:
@@ -280,6 +282,13 @@ class Reception(ConnectionManager):
     Runs in cheroot's selector thread, except ``put`` (a worker hands its
     connection back after an answer).
     """
+
+    # cheroot's own, which its type stubs do not declare.
+    _selector: Any
+    _stop_requested: bool
+    _num_connections: int
+    _remove_invalid_sockets: Any
+    _from_server_socket: Any
 
     def __init__(self, server: Any, request_timeout: float, max_connections: int) -> None:
         super().__init__(server)
@@ -414,7 +423,8 @@ class Reception(ConnectionManager):
 def _would_block(conn: KeepAliveConnection) -> bool:
     """True if the socket is open with nothing to read yet (a spurious wake-up)."""
     try:
-        return conn.socket.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""
+        peeked: bytes = conn.socket.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        return peeked != b""
     except BlockingIOError:
         return True
     except OSError as error:
@@ -437,5 +447,6 @@ def receive_whole_requests(server: Any, framing: Framing, request_timeout: float
     server.framing = framing
     server.draining = False
     server._connections._selector.close()
-    server._connections = Reception(server, request_timeout, max_connections)
-    return server._connections
+    reception = Reception(server, request_timeout, max_connections)
+    server._connections = reception
+    return reception

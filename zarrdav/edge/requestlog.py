@@ -132,7 +132,7 @@ def wire_path(raw: str) -> str:
 
 def describe(cause: BaseException) -> str:
     """The cause of a failure and what caused it, on one line."""
-    parts = []
+    parts: list[str] = []
     seen: set[int] = set()
     current: BaseException | None = cause
     while current is not None and id(current) not in seen and len(parts) < 5:

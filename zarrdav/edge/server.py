@@ -126,7 +126,7 @@ def _serve_process(settings: Settings, reuse_port: bool, cpu: int | None) -> Non
         server, Framing(settings.max_header_bytes, settings.max_body_bytes),
         settings.request_timeout, connections,
     )
-    server.log_refusal = _refusal_logger(app.requests)
+    server.log_refusal = _refusal_logger(app.requests)  # type: ignore[attr-defined]
     host, port = server.bind_addr[:2]
     on_cpu = "" if cpu is None else f", CPU {cpu}"
     print(f"zarrdav serving {settings.manifest_root} on http://{host}:{port}/ (process {os.getpid()}{on_cpu})",
