@@ -180,7 +180,7 @@ def test_delete_leaves_alone_a_zarr_without_manifests(
                  "--manifest-root", str(tmp_path / "empty"), "--delete", "--yes",
                  "--record", str(record)]) == 0
     captured = capsys.readouterr()
-    assert f"{OTHER} has no manifest: nothing deleted" in captured.out
+    assert f"gc: {OTHER} has no manifest: nothing deleted" in captured.err
     assert "deleted 0 versions" in captured.err
     assert bucket_versions(s3, bucket, OTHER) == before
     assert record.read_text() == ""

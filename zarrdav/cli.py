@@ -396,7 +396,7 @@ def _gc(arguments: argparse.Namespace) -> int:
                         client, arguments.bucket, prefix, storage, tree, record, dry_run=dry_run
                     )
                 except SurveyOutdated as refusal:
-                    meter.echo(f"gc: {refusal}")
+                    meter.echo(f"gc: {refusal}", file=sys.stderr)
                 else:
                     deleted.count += done.count
                     deleted.bytes += done.bytes

@@ -57,12 +57,12 @@ class Meter:
         else:
             self._maybe_line()
 
-    def echo(self, line: str) -> None:
-        """Print a result line to stdout without tearing the bar."""
+    def echo(self, line: str, file: TextIO | None = None) -> None:
+        """Print a line (to stdout by default) without tearing the bar."""
         if self._bar is not None:
-            self._bar.write(line, file=sys.stdout)
+            self._bar.write(line, file=file or sys.stdout)
         else:
-            print(line)
+            print(line, file=file or sys.stdout)
 
     def close(self) -> None:
         if self._bar is not None:
