@@ -1,9 +1,11 @@
 """What changed between two states of a Zarr, from their manifests.
 
 Both manifests keep each directory's subdirectories and files sorted by name,
-so the two trees are walked side by side, a directory at a time: no index
-of a million paths is built. An entry changed when its content did (size or
-ETag); one rewritten with the same bytes has a new version but no change.
+in columns, so the two trees are walked side by side, a directory at a time:
+no index of a million paths is built, and a directory whose files are the
+same on both sides costs one comparison of its columns. An entry changed
+when its content did (size or ETag); one rewritten with the same bytes has
+a new version but no change.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from zarrdav.manifests.model import FileRow, Manifest, ManifestDirectory
+from zarrdav.manifests.model import Manifest
 
 Kind = Literal["added", "removed", "changed"]
 
@@ -61,52 +63,77 @@ def summarize(old: Manifest, new: Manifest) -> DiffSummary:
 
 def diff_manifests(old: Manifest, new: Manifest) -> Iterator[Change]:
     """The entries added, removed and changed from ``old`` to ``new``, depth first."""
-    return _diff_directories(old, old.root, new, new.root)
+    return _diff_directories(old, 0, new, 0, "")
 
 
-Item = ManifestDirectory | FileRow
+# A directory's files as columns: names, sizes, ETags.
+Files = tuple[list[str], list[int], list[str]]
 
 
-def _key(item: Item) -> tuple[bytes, int]:
-    """The order ``Manifest.listing`` yields: by name bytes, a directory before a same-named file."""
-    if isinstance(item, ManifestDirectory):
-        return item.name.encode(), 0
-    return item[0].encode(), 1
+def _files(manifest: Manifest, directory: int) -> Files:
+    table, columns = manifest.directory_table, manifest.file_columns
+    start = table.first_file[directory]
+    stop = start + table.file_count[directory]
+    return (columns.names.texts(start, stop), columns.sizes[start:stop].tolist(),
+            columns.etags.texts(start, stop))
 
 
-def _diff_directories(
-    old: Manifest, old_dir: ManifestDirectory, new: Manifest, new_dir: ManifestDirectory
-) -> Iterator[Change]:
-    prefix = f"{old_dir.path}/" if old_dir.path else ""
-    old_items, new_items = list(old.listing(old_dir)), list(new.listing(new_dir))
+def _subdirectories(manifest: Manifest, directory: int) -> list[tuple[str, int]]:
+    table = manifest.directory_table
+    first = table.first_child[directory]
+    return [(table.names[i], i) for i in range(first, first + table.child_count[directory])]
+
+
+def _diff_directories(old: Manifest, a: int, new: Manifest, b: int, prefix: str) -> Iterator[Change]:
+    old_files, new_files = _files(old, a), _files(new, b)
+    if old_files != new_files:  # most chunk directories of two states are the same: one compare
+        yield from _diff_files(old_files, new_files, prefix)
+    old_dirs, new_dirs = _subdirectories(old, a), _subdirectories(new, b)
     i = j = 0
-    while i < len(old_items) and j < len(new_items):
-        a, b = old_items[i], new_items[j]
-        if _key(a) < _key(b):
-            yield from _whole(old, a, prefix, "removed")
+    while i < len(old_dirs) and j < len(new_dirs):
+        (old_name, old_number), (new_name, new_number) = old_dirs[i], new_dirs[j]
+        if old_name < new_name:
+            yield from _whole(old, old_number, f"{prefix}{old_name}/", "removed")
             i += 1
-        elif _key(b) < _key(a):
-            yield from _whole(new, b, prefix, "added")
+        elif new_name < old_name:
+            yield from _whole(new, new_number, f"{prefix}{new_name}/", "added")
             j += 1
-        else:  # the same name and kind
-            if isinstance(a, ManifestDirectory) and isinstance(b, ManifestDirectory):
-                yield from _diff_directories(old, a, new, b)
-            elif not isinstance(a, ManifestDirectory) and not isinstance(b, ManifestDirectory):
-                if (a[1], a[3]) != (b[1], b[3]):  # size, ETag
-                    yield Change("changed", prefix + a[0], a[1], b[1])
+        else:
+            yield from _diff_directories(old, old_number, new, new_number, f"{prefix}{old_name}/")
             i += 1
             j += 1
-    for item in old_items[i:]:
-        yield from _whole(old, item, prefix, "removed")
-    for item in new_items[j:]:
-        yield from _whole(new, item, prefix, "added")
+    for name, number in old_dirs[i:]:
+        yield from _whole(old, number, f"{prefix}{name}/", "removed")
+    for name, number in new_dirs[j:]:
+        yield from _whole(new, number, f"{prefix}{name}/", "added")
 
 
-def _whole(manifest: Manifest, item: Item, prefix: str, kind: Kind) -> Iterator[Change]:
-    """Every file at or under ``item``, as added to or removed from the Zarr."""
-    if isinstance(item, ManifestDirectory):
-        for child in manifest.listing(item):
-            yield from _whole(manifest, child, f"{item.path}/", kind)
-        return
-    path, size = prefix + item[0], item[1]
-    yield Change(kind, path, None if kind == "added" else size, size if kind == "added" else None)
+def _diff_files(old: Files, new: Files, prefix: str) -> Iterator[Change]:
+    """Both sides sorted by name (code point order is UTF-8 byte order)."""
+    (old_names, old_sizes, old_etags), (new_names, new_sizes, new_etags) = old, new
+    i = j = 0
+    while i < len(old_names) and j < len(new_names):
+        if old_names[i] < new_names[j]:
+            yield Change("removed", prefix + old_names[i], old_sizes[i], None)
+            i += 1
+        elif new_names[j] < old_names[i]:
+            yield Change("added", prefix + new_names[j], None, new_sizes[j])
+            j += 1
+        else:
+            if (old_sizes[i], old_etags[i]) != (new_sizes[j], new_etags[j]):
+                yield Change("changed", prefix + old_names[i], old_sizes[i], new_sizes[j])
+            i += 1
+            j += 1
+    for k in range(i, len(old_names)):
+        yield Change("removed", prefix + old_names[k], old_sizes[k], None)
+    for k in range(j, len(new_names)):
+        yield Change("added", prefix + new_names[k], None, new_sizes[k])
+
+
+def _whole(manifest: Manifest, directory: int, prefix: str, kind: Kind) -> Iterator[Change]:
+    """Every file at or under the directory, as added to or removed from the Zarr."""
+    names, sizes, _ = _files(manifest, directory)
+    for name, size in zip(names, sizes):
+        yield Change(kind, prefix + name, None if kind == "added" else size, size if kind == "added" else None)
+    for name, number in _subdirectories(manifest, directory):
+        yield from _whole(manifest, number, f"{prefix}{name}/", kind)
