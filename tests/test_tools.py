@@ -266,3 +266,13 @@ def test_verify_lifecycle_names_rules_that_expire_pinned_versions(
         "lifecycle\trule 'trailing-delete' (every key): "
         "expires noncurrent versions 30 days after they become noncurrent"
     ]
+
+
+def test_build_refuses_a_key_that_is_also_a_folder(
+    s3: Any, s3_endpoint: str, bucket: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    put(s3, bucket, {"0/0": b"a", "0/0/1": b"b"})
+    assert main(["manifest", "build", "--bucket", bucket, "--endpoint-url", s3_endpoint,
+                 "--zarr-id", ZARR, "--out", str(tmp_path)]) == 2
+    assert f"zarr/{ZARR}/0/0 is both a file and a folder" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

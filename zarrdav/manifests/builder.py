@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from zarrdav.errors import UpstreamError
 from zarrdav.manifests.checksum import zarr_checksum
 from zarrdav.manifests.layout import manifest_path
 from zarrdav.manifests.model import ManifestFile
@@ -104,6 +105,20 @@ def build_manifest(
 ) -> BuildResult:
     """Build and store the manifest of the Zarr's current state."""
     files = current_files(client, bucket, prefix, zarr_id, meter)
+    _refuse_file_folders(files, f"s3://{bucket}/{prefix}{zarr_id}/")
     checksum = zarr_checksum((file.path, file.size, file.etag) for file in files)
     location, written = store.write(manifest_path(zarr_id, checksum), render_manifest(files, checksum))
     return BuildResult(zarr_id, checksum, len(files), location, written)
+
+
+def _refuse_file_folders(files: list[ManifestFile], where: str) -> None:
+    """S3 may hold both ``a`` and ``a/b``; a manifest's tree cannot, nor can a Zarr."""
+    folders: set[str] = set()
+    for file in files:
+        folder = file.path.rpartition("/")[0]
+        while folder and folder not in folders:
+            folders.add(folder)
+            folder = folder.rpartition("/")[0]
+    clash = next((file.path for file in files if file.path in folders), None)
+    if clash is not None:
+        raise UpstreamError(f"{where}{clash} is both a file and a folder: no manifest can hold it")
