@@ -267,6 +267,17 @@ def test_verify_lifecycle_names_rules_that_expire_pinned_versions(
         "expires noncurrent versions 30 days after they become noncurrent"
     ]
 
+    archiving = {"ID": "cold", "Status": "Enabled", "Filter": {"Prefix": "zarr/old/"},
+                 "NoncurrentVersionTransitions": [{"NoncurrentDays": 90, "StorageClass": "GLACIER"}]}
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=bucket, LifecycleConfiguration={"Rules": [*harmless, archiving]}
+    )
+    assert main(lifecycle) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        "lifecycle\trule 'cold' (prefix 'zarr/old/'): "
+        "moves noncurrent versions to GLACIER after 90 days (unreadable until restored)"
+    ]
+
 
 def test_build_refuses_a_key_that_is_also_a_folder(
     s3: Any, s3_endpoint: str, bucket: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
