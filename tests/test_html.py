@@ -90,11 +90,12 @@ def at(day: int, hour: int = 12) -> datetime:
 
 
 def versions_page() -> tuple[Collection, list[Resource]]:
-    """A Zarr's manifests, as under /zarrs/<p1>/<p2>/<zarr_id>/."""
+    """A Zarr's manifests, as under /zarrs/<p1>/<p2>/<zarr_id>/: newest first."""
     zarr = Collection(
         ZARR_DIR,
         kind="Zarr",
         links=(("Metadata", f"https://api.dandiarchive.org/api/zarr/{ZARR_ID}/"),),
+        newest_first=True,
     )
     children: list[Resource] = [
         Collection(
@@ -102,7 +103,7 @@ def versions_page() -> tuple[Collection, list[Resource]]:
             kind="Zarr version",
             size=1394857021,
             modified=at(5),
-            details="509 entries",
+            details="509 entries; since the previous: 0 added, 0 removed, 3 changed",
         ),
         Collection(
             f"{ZARR_DIR}07e1b5a1f0b3e8a3c1e1d9e6d7e50c0c-509--1394855900.zarr/",
@@ -260,7 +261,19 @@ def test_missing_values_are_em_dashes() -> None:
 
 def test_details_go_in_the_type_cell() -> None:
     page = Page(render_listing(*versions_page()))
-    assert [row.cells[1] for row in page.rows[1:]] == ["Zarr version (509 entries)"] * 2
+    assert [row.cells[1] for row in page.rows[1:]] == [
+        "Zarr version (509 entries; since the previous: 0 added, 0 removed, 3 changed)",
+        "Zarr version (509 entries)",
+    ]
+
+
+def test_versions_page_lists_newest_first() -> None:
+    collection, children = versions_page()
+    names = [row.cells[0] for row in Page(render_listing(collection, children)).rows[1:]]
+    assert names == [f"{CHECKSUM}.zarr/", "07e1b5a1f0b3e8a3c1e1d9e6d7e50c0c-509--1394855900.zarr/"]
+    assert names != sorted(names)  # not name order
+    collection.newest_first = False
+    assert [row.cells[0] for row in Page(render_listing(collection, children)).rows[1:]] == sorted(names)
 
 
 def test_times_are_converted_to_utc() -> None:

@@ -180,3 +180,110 @@ def test_print_config_shows_merged_settings(tmp_path: Path, capsys: pytest.Captu
     assert [line for line in repo_config.read_text().splitlines() if line and not line.startswith("#")] == [
         line for line in defaults.splitlines() if line and not line.startswith("#")
     ]
+
+
+SECOND = "0f5d9b7e-1c2a-4b3d-8e4f-5a6b7c8d9e0f"  # in another <p2> folder than ZARR
+
+
+def test_verify_all_summarizes_by_zarr(
+    s3: Any, s3_endpoint: str, bucket: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    put(s3, bucket, ORIGINAL)
+    build(s3_endpoint, bucket, tmp_path, capsys)
+    put(s3, bucket, {"0/0": b"new!", "0/1": b"more"})
+    second_checksum = build(s3_endpoint, bucket, tmp_path, capsys)[1]
+    s3.put_object(Bucket=bucket, Key=f"zarr/{SECOND}/zarr.json", Body=b"{}")
+    assert main(["manifest", "build", "--bucket", bucket, "--endpoint-url", s3_endpoint,
+                 "--zarr-id", SECOND, "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    everything = ["manifest", "verify", "--all", "--manifest-root", str(tmp_path),
+                  "--bucket", bucket, "--endpoint-url", s3_endpoint, "--concurrency", "4"]
+    assert main(everything) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines()[-1] == (
+        "3 manifests of 2 Zarrs checked, 6 entries, 0 versions gone, 0 checks failed"
+    )
+    assert "verify: 3/3 manifests" in captured.err  # the plain progress line off a terminal
+
+    pinned = read_manifest_file(tmp_path / manifest_path(ZARR, ORIGINAL_CHECKSUM)).lookup("0/0")
+    assert isinstance(pinned, ManifestFile)
+    s3.delete_object(Bucket=bucket, Key=f"zarr/{ZARR}/0/0", VersionId=pinned.version_id)
+    (tmp_path / manifest_path(SECOND, "0" * 32 + "-1--2")).write_text("{not json")
+    assert main(everything) == 1
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert f"{ZARR}\t{ORIGINAL_CHECKSUM}\t0/0\t{pinned.version_id}\tversion gone (S3 404)" in lines
+    assert any(line.startswith(f"{SECOND}\t{'0' * 32}-1--2\t-\t-\tmanifest unreadable:") for line in lines)
+    assert len(lines) == 2
+    summary = captured.err.splitlines()
+    assert f"{ZARR}: 2 manifests, 5 entries, 1 versions gone, 0 checks failed" in summary
+    assert f"{SECOND}: 1 manifests, 1 entries, 0 versions gone, 1 checks failed" in summary
+    assert summary[-1] == "3 manifests of 2 Zarrs checked, 6 entries, 1 versions gone, 1 checks failed"
+
+    # --id-prefix walks only the matching folders; --zarr-id one Zarr's manifests.
+    assert main([*everything, "--id-prefix", SECOND[:5]]) == 2
+    assert capsys.readouterr().err.splitlines()[-1].startswith("1 manifests of 1 Zarrs checked")
+    one = ["manifest", "verify", "--zarr-id", ZARR, "--manifest-root", str(tmp_path),
+           "--bucket", bucket, "--endpoint-url", s3_endpoint]
+    assert main(one) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        f"{ZARR}\t{ORIGINAL_CHECKSUM}\t0/0\t{pinned.version_id}\tversion gone (S3 404)"
+    ]
+    assert second_checksum != ORIGINAL_CHECKSUM
+
+
+def test_verify_lifecycle_names_rules_that_expire_pinned_versions(
+    s3: Any, s3_endpoint: str, bucket: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lifecycle = ["manifest", "verify", "--lifecycle", "--bucket", bucket, "--endpoint-url", s3_endpoint]
+    assert main(lifecycle) == 0  # no lifecycle configuration at all
+    assert capsys.readouterr().out == ""
+
+    harmless = [
+        {"ID": "abort-uploads", "Status": "Enabled", "Filter": {"Prefix": ""},
+         "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7}},
+        {"ID": "orphan-markers", "Status": "Enabled", "Filter": {"Prefix": "zarr/"},
+         "Expiration": {"ExpiredObjectDeleteMarker": True}},
+        {"ID": "old-logs", "Status": "Enabled", "Filter": {"Prefix": "logs/"},
+         "NoncurrentVersionExpiration": {"NoncurrentDays": 1}},
+        {"ID": "switched-off", "Status": "Disabled", "Filter": {"Prefix": "zarr/"},
+         "NoncurrentVersionExpiration": {"NoncurrentDays": 1}},
+    ]
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": harmless})
+    assert main(lifecycle) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("0 lifecycle rule actions")
+
+    trailing_delete = {"ID": "trailing-delete", "Status": "Enabled", "Filter": {"Prefix": ""},
+                       "NoncurrentVersionExpiration": {"NoncurrentDays": 30}}
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=bucket, LifecycleConfiguration={"Rules": [*harmless, trailing_delete]}
+    )
+    assert main(lifecycle) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        "lifecycle\trule 'trailing-delete' (every key): "
+        "expires noncurrent versions 30 days after they become noncurrent"
+    ]
+
+    archiving = {"ID": "cold", "Status": "Enabled", "Filter": {"Prefix": "zarr/old/"},
+                 "NoncurrentVersionTransitions": [{"NoncurrentDays": 90, "StorageClass": "GLACIER"}]}
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=bucket, LifecycleConfiguration={"Rules": [*harmless, archiving]}
+    )
+    assert main(lifecycle) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        "lifecycle\trule 'cold' (prefix 'zarr/old/'): "
+        "moves noncurrent versions to GLACIER after 90 days (unreadable until restored)"
+    ]
+
+
+def test_build_refuses_a_key_that_is_also_a_folder(
+    s3: Any, s3_endpoint: str, bucket: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    put(s3, bucket, {"0/0": b"a", "0/0/1": b"b"})
+    assert main(["manifest", "build", "--bucket", bucket, "--endpoint-url", s3_endpoint,
+                 "--zarr-id", ZARR, "--out", str(tmp_path)]) == 2
+    assert f"zarr/{ZARR}/0/0 is both a file and a folder" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

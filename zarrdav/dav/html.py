@@ -24,6 +24,7 @@ _SEGMENT_SAFE = "!$()*+,;=@"
 
 _DASH = "\N{EM DASH}"
 
+_EPOCH = datetime.min.replace(tzinfo=UTC)
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 
 _STYLE = """\
@@ -98,9 +99,23 @@ def render_listing(
             '<tr class="parent"><td><a href="../">../</a></td>'
             "<td></td><td></td><td></td><td></td></tr>"
         )
-    lines.extend(_row(child) for child in sorted(children, key=lambda child: child.name))
+    lines.extend(_row(child) for child in _ordered(collection, children))
     lines += ["</tbody>", "</table>", "</body>", "</html>", ""]
     return "\n".join(lines).encode("utf-8")
+
+
+def _ordered(collection: Collection, children: Sequence[Resource]) -> list[Resource]:
+    """By name; a Zarr's versions page newest first, as a history reads."""
+    if collection.newest_first:
+        return sorted(children, key=lambda child: (_utc(child.modified), child.name), reverse=True)
+    return sorted(children, key=lambda child: child.name)
+
+
+def _utc(value: datetime | None) -> datetime:
+    """Comparable whatever it is: none is oldest, naive is UTC (as ``_time`` shows it)."""
+    if value is None:
+        return _EPOCH
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _breadcrumbs(path: str, script_name: str) -> str:

@@ -77,7 +77,7 @@ class Provider:
             case ZarrVersionsRoute(zarr_id=zarr_id):
                 if not self._manifests.checksums(zarr_id):
                     raise NotFound(f"no manifests for Zarr {zarr_id}")
-                return Collection(slashed, "Zarr")
+                return Collection(slashed, "Zarr", newest_first=True)
         raise NotFound(f"nothing at {path}")
 
     def _zarrs_members(self, route: Route, collection: Collection) -> list[Resource]:
@@ -93,5 +93,5 @@ class Provider:
                 kind = "Directory" if "/" not in prefix else "Zarr"
                 return [Collection(f"{base}{name}/", kind) for name in listing.directories]
             case ZarrVersionsRoute(zarr_id=zarr_id):
-                return [self._zarrs.version(zarr_id, c) for c in self._manifests.checksums(zarr_id)]
+                return list(self._zarrs.versions(zarr_id, self._manifests.checksums(zarr_id)))
         raise NotFound(f"nothing at {collection.path}")

@@ -28,6 +28,7 @@ class Collection:
     details: str | None = None  # a short extra shown in HTML, e.g. "509 entries"
     links: tuple[tuple[str, str], ...] = field(default=())  # (label, URL) shown on its page
     pinned: bool = True  # False: a live view of S3, not version-pinned
+    newest_first: bool = False  # its page lists members by modified time, newest first
 
     @property
     def name(self) -> str:

@@ -7,20 +7,62 @@ pinned Zarr asset under ``/dandisets/``: only the path it is shown under
 
 from __future__ import annotations
 
-from datetime import datetime
+import threading
+from datetime import UTC, datetime
+
+from cachetools import LRUCache
 
 from zarrdav.dav.formats import quote_url
 from zarrdav.dav.resources import Collection, File, Resource
 from zarrdav.errors import NotFound
 from zarrdav.manifests.cache import ManifestCache
+from zarrdav.manifests.diff import DiffSummary, summarize
 from zarrdav.manifests.model import ManifestDirectory, ManifestEntry, ManifestFile
 from zarrdav.routes import zarr_version_path
+
+
+# Change counts between two manifests kept: a few dozen bytes each.
+_CHANGES_KEPT = 4096
+_NEVER = datetime.min.replace(tzinfo=UTC)
 
 
 class ZarrViews:
     def __init__(self, manifests: ManifestCache, zarr_base_url: str) -> None:
         self.manifests = manifests
         self._zarr_base_url = zarr_base_url.rstrip("/")
+        # Manifests never change, so neither does what changed between two of them.
+        self._changes: LRUCache[tuple[str, str, str], DiffSummary] = LRUCache(_CHANGES_KEPT)
+        self._changes_lock = threading.Lock()
+
+    def versions(self, zarr_id: str, checksums: list[str]) -> list[Collection]:
+        """The Zarr's versions, oldest first, each with what changed since the one before.
+
+        Versions are ordered by their newest entry (the only date a manifest
+        holds), then by checksum, as the versions page shows them (newest first).
+        """
+        found = sorted(
+            (self.version(zarr_id, checksum) for checksum in checksums),
+            key=lambda version: (version.modified or _NEVER, version.name),
+        )
+        for older, newer in zip(found, found[1:]):
+            change = self._change(zarr_id, older.etag or "", newer.etag or "")
+            newer.details = (
+                f"{newer.details}; since the previous: {change.added:,} added, "
+                f"{change.removed:,} removed, {change.changed:,} changed"
+            )
+        return found
+
+    def _change(self, zarr_id: str, older: str, newer: str) -> DiffSummary:
+        key = (zarr_id, older, newer)
+        with self._changes_lock:
+            known = self._changes.get(key)
+        if known is not None:
+            return known
+        # Counted outside the lock: two requests may both count, and agree.
+        change = summarize(self.manifests.manifest(zarr_id, older), self.manifests.manifest(zarr_id, newer))
+        with self._changes_lock:
+            self._changes[key] = change
+        return change
 
     def version(
         self, zarr_id: str, checksum: str, root: str | None = None, *, kind: str = "Zarr version",

@@ -8,20 +8,20 @@ twice from the same state yields the same file, byte for byte.
 
 from __future__ import annotations
 
-import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from zarrdav.errors import UpstreamError
 from zarrdav.manifests.checksum import zarr_checksum
 from zarrdav.manifests.layout import manifest_path
 from zarrdav.manifests.model import ManifestFile
+from zarrdav.manifests.progress import Meter
+from zarrdav.manifests.versions import zarr_versions
 from zarrdav.manifests.writer import render_manifest
 from zarrdav.upstreams.s3 import split_s3_url
-
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,28 +34,20 @@ class BuildResult:
 
 
 def current_files(
-    client: Any, bucket: str, prefix: str, zarr_id: str, progress: Progress | None = None
+    client: Any, bucket: str, prefix: str, zarr_id: str, meter: Meter | None = None
 ) -> list[ManifestFile]:
     """The latest live version of every key of the Zarr."""
-    zarr_key = f"{prefix}{zarr_id}/"
     files = []
     seen = 0
-    for page in client.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=zarr_key):
-        for version in page.get("Versions", []):
-            seen += 1
-            path = version["Key"][len(zarr_key) :]
-            if version["IsLatest"] and path and not path.endswith("/"):
-                files.append(
-                    ManifestFile(
-                        path=path,
-                        version_id=version["VersionId"],
-                        last_modified=version["LastModified"],
-                        size=version["Size"],
-                        etag=version["ETag"].strip('"'),
-                    )
-                )
-        if progress:
-            progress(f"{zarr_id}: {seen} versions listed, {len(files)} current entries")
+    for page in zarr_versions(client, bucket, prefix, zarr_id):
+        seen += len(page)
+        files += [
+            ManifestFile(v.path, v.version_id, v.last_modified, v.size, v.etag)
+            for v in page
+            if v.is_latest and not v.delete_marker
+        ]
+        if meter:
+            meter.note(f"{zarr_id}: {seen} versions listed, {len(files)} current entries")
     return files
 
 
@@ -109,22 +101,24 @@ def build_manifest(
     prefix: str,
     zarr_id: str,
     store: ManifestStore,
-    progress: Progress | None = None,
+    meter: Meter | None = None,
 ) -> BuildResult:
     """Build and store the manifest of the Zarr's current state."""
-    files = current_files(client, bucket, prefix, zarr_id, progress)
+    files = current_files(client, bucket, prefix, zarr_id, meter)
+    _refuse_file_folders(files, f"s3://{bucket}/{prefix}{zarr_id}/")
     checksum = zarr_checksum((file.path, file.size, file.etag) for file in files)
     location, written = store.write(manifest_path(zarr_id, checksum), render_manifest(files, checksum))
     return BuildResult(zarr_id, checksum, len(files), location, written)
 
 
-def terminal_progress() -> Progress | None:
-    """A progress line that rewrites itself, only when stderr is a terminal."""
-    if not sys.stderr.isatty():
-        return None
-
-    def show(message: str) -> None:
-        sys.stderr.write(f"\r\x1b[K{message}")
-        sys.stderr.flush()
-
-    return show
+def _refuse_file_folders(files: list[ManifestFile], where: str) -> None:
+    """S3 may hold both ``a`` and ``a/b``; a manifest's tree cannot, nor can a Zarr."""
+    folders: set[str] = set()
+    for file in files:
+        folder = file.path.rpartition("/")[0]
+        while folder and folder not in folders:
+            folders.add(folder)
+            folder = folder.rpartition("/")[0]
+    clash = next((file.path for file in files if file.path in folders), None)
+    if clash is not None:
+        raise UpstreamError(f"{where}{clash} is both a file and a folder: no manifest can hold it")

@@ -6,14 +6,17 @@ manifests; a HEAD of each ``key?versionId=`` finds the entries it broke.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from zarrdav.errors import ZarrdavError
 from zarrdav.manifests.model import Manifest, ManifestFile
+from zarrdav.manifests.progress import Meter
+from zarrdav.manifests.trees import ManifestTree
 
 _GONE_CODES = {"404", "NoSuchKey", "NoSuchVersion", "400", "InvalidArgument"}
 
@@ -63,3 +66,56 @@ def _problems(done: set[Future[Problem | None]]) -> Iterator[Problem]:
         problem = future.result()
         if problem is not None:
             yield problem
+
+
+@dataclass(slots=True)
+class Verified:
+    """What verifying the manifests of one Zarr found."""
+
+    manifests: int = 0
+    entries: int = 0
+    gone: int = 0
+    failed: int = 0  # checks that could not be made, manifests that could not be read
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    zarr_id: str
+    checksum: str
+    problem: Problem | None  # None: the manifest itself could not be read
+    reason: str
+
+
+def verify_tree(
+    tree: ManifestTree,
+    manifests: Iterable[tuple[str, str]],
+    client: Any,
+    bucket: str,
+    prefix: str,
+    summary: dict[str, Verified],
+    concurrency: int = 16,
+    meter: Meter | None = None,
+) -> Iterator[Finding]:
+    """Verify each ``(zarr_id, checksum)`` of the tree in turn, ``concurrency``
+    HEADs at a time; yield what is wrong, and count everything in ``summary``.
+
+    One manifest at a time keeps memory to one parsed manifest however large
+    the tree; an unreadable manifest is reported and the run goes on.
+    """
+    for zarr_id, checksum in manifests:
+        tally = summary.setdefault(zarr_id, Verified())
+        try:
+            manifest = tree.fetch_manifest(zarr_id, checksum)
+        except ZarrdavError as error:
+            tally.failed += 1
+            yield Finding(zarr_id, checksum, None, f"manifest unreadable: {error}")
+        else:
+            tally.manifests += 1
+            tally.entries += manifest.statistics.entries
+            for problem in verify_manifest(manifest, client, bucket, prefix, zarr_id, concurrency):
+                tally.gone += problem.gone
+                tally.failed += not problem.gone
+                yield Finding(zarr_id, checksum, problem, problem.reason)
+        if meter:
+            meter.advance()
+            meter.note(f"{zarr_id}: {tally.entries} entries, {tally.gone} gone")

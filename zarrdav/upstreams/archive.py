@@ -90,6 +90,16 @@ class Asset:
 AtPathItem = Folder | Asset
 
 
+@dataclass(frozen=True, slots=True)
+class ZarrRecord:
+    """What the archive says of a Zarr: its Dandiset, its name (the draft asset's path)."""
+
+    zarr_id: str
+    dandiset: str
+    name: str
+    checksum: str | None
+
+
 class ArchiveClient:
     def __init__(
         self,
@@ -141,6 +151,17 @@ class ArchiveClient:
         if path:  # the archive refuses a blank path; no path means the root
             params["path"] = path
         return [_at_path_item(item) for item in self._paginate(f"{self.api_url}/webdav/assets/atpath/", params)]
+
+    def zarr(self, zarr_id: str) -> ZarrRecord:
+        item = self._get_json(f"{self.api_url}/zarr/{zarr_id}/")
+        try:
+            checksum = item.get("checksum")
+            return ZarrRecord(
+                zarr_id=str(item["zarr_id"]), dandiset=str(item["dandiset"]), name=str(item["name"]),
+                checksum=checksum if isinstance(checksum, str) else None,
+            )
+        except (KeyError, TypeError, AttributeError):
+            raise UpstreamError(f"the archive answered an invalid record for Zarr {zarr_id}") from None
 
     def _paginate(self, url: str, params: dict[str, str]) -> Iterator[Any]:
         next_url: str | None = url
