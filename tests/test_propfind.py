@@ -46,3 +46,29 @@ def test_content_types_are_what_mimetypes_guesses(name: str) -> None:
 @pytest.mark.parametrize("text", [*NAMES, "a/b c/d", "3/0.1", "", "v1.Abc_d-e~F", "a+b/c=="])
 def test_quote_url_is_quote(text: str, safe: str) -> None:
     assert quote_url(text, safe) == quote(text, safe)
+
+
+# Names a manifest or the archive may hold that XML 1.0 cannot: C0 controls,
+# a lone surrogate, U+FFFE; and CR, which an XML parser would turn into LF.
+UNREPRESENTABLE = ["a\x01b", "tab\there", "v\x0bt", "cr\rlf\n", "s\ud800x", "n\ufffe", "\x00"]
+
+
+def test_every_name_gives_well_formed_xml_and_reachable_hrefs() -> None:
+    resources: list[Resource] = [Collection("/z/", "Directory")]
+    resources += [File(f"/z/{name}", "File", etag=f"e{name}") for name in UNREPRESENTABLE]
+    answer = render_multistatus(PropfindRequest("allprop"), resources, "")
+    root = ET.fromstring(answer)  # raises on anything not well-formed
+    names = [element.text for element in root.iter("{DAV:}displayname")][1:]
+    assert names == ["a\ufffdb", "tab\there", "v\ufffdt", "cr\rlf\n", "s\ufffdx", "n\ufffd", "\ufffd"]
+    hrefs = [element.text for element in root.iter("{DAV:}href")][1:]
+    assert hrefs == [quote(f"/z/{name}", errors="surrogatepass") for name in UNREPRESENTABLE]
+
+
+def test_every_name_gives_an_html_page_of_representable_text() -> None:
+    from zarrdav.dav.html import render_listing
+
+    children: list[Resource] = [File(f"/z/{name}", "File") for name in UNREPRESENTABLE]
+    page = render_listing(Collection("/z/", "Directory"), children).decode()
+    assert not any(char in page for char in "\x00\x01\x0b\ud800\ufffe")
+    for name in UNREPRESENTABLE:
+        assert f'href="{quote(name, safe="", errors="surrogatepass")}"' in page.replace("&amp;", "&")

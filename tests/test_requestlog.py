@@ -150,3 +150,25 @@ def test_a_very_long_path_is_logged_by_its_beginning(pipe: tuple[int, int]) -> N
     assert line.count("\n") == 1
     assert LINE.fullmatch(line).group("rest").startswith(  # type: ignore[union-attr]
         "GET /" + "%0A" * 199 + "...(5001 characters) 404 ")
+
+
+@pytest.mark.parametrize("value", ['"abc"\r\nSet-Cookie: pwned=1', "caf\u00e9\u2603", "a\x00b"])
+def test_a_header_value_that_cannot_be_sent_is_a_502_naming_it_and_logged_so(
+    pipe: tuple[int, int], value: str
+) -> None:
+    def app(request: Request) -> Answer:
+        return Answer.redirect(307, "http://s3/x", [("ETag", value)])
+
+    status, headers, body = call(Logged(app, RequestLog(pipe[1])), "GET", "/zarrs/x")
+    assert status == "502 Bad Gateway" and body == b"the value for the ETag header cannot be sent\n"
+    assert not any(name in ("ETag", "Set-Cookie") for name, _ in headers)
+    os.set_blocking(pipe[0], False)
+    assert " GET /zarrs/x 502 " in os.read(pipe[0], 65536).decode()
+
+
+def test_latin1_and_tabs_in_header_values_are_sent() -> None:
+    def app(request: Request) -> Answer:
+        return Answer(200, [("X-Note", "caf\u00e9\tok")], b"")
+
+    status, headers, _ = call(Logged(app, RequestLog(os.open(os.devnull, os.O_WRONLY))), "GET", "/")
+    assert status == "200 OK" and ("X-Note", "caf\u00e9\tok") in headers

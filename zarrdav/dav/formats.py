@@ -23,8 +23,23 @@ _UNCHANGED = {
 
 def quote_url(text: str, safe: str = "/") -> str:
     """``urllib.parse.quote(text, safe)`` (``safe`` is "/" or ""), without its
-    cost when nothing needs encoding."""
-    return text if _UNCHANGED[safe].fullmatch(text) else quote(text, safe)
+    cost when nothing needs encoding. A lone surrogate (an upstream's JSON may
+    hold one) is encoded as its UTF-8-like bytes rather than failing."""
+    return text if _UNCHANGED[safe].fullmatch(text) else quote(text, safe, errors="surrogatepass")
+
+
+# What XML 1.0 cannot hold at all, not even as a character reference: C0
+# controls but tab, LF and CR; lone surrogates; U+FFFE and U+FFFF.
+_UNREPRESENTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def representable(text: str) -> str:
+    """``text`` with each character XML 1.0 cannot hold replaced by U+FFFD.
+
+    Names are shown this way in PROPFIND and HTML text; their hrefs keep the
+    exact name, percent-encoded, so the resource stays reachable.
+    """
+    return text if text.isprintable() else _UNREPRESENTABLE.sub("\ufffd", text)
 
 
 @lru_cache(maxsize=4096)

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
-from html import escape
+from html import escape as _escape
 from urllib.parse import quote
 
+from zarrdav.dav.formats import representable
 from zarrdav.dav.resources import Collection, Resource
 
 # Kept literally in hrefs: sub-delims and "@" (RFC 3986 pchar), minus "&" and
@@ -53,6 +54,11 @@ def human_size(size: int) -> str:
             return f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} {_UNITS[-1]}"
+
+
+def escape(text: str) -> str:
+    """HTML text of ``text``, with what XML could not hold replaced as in PROPFIND."""
+    return _escape(representable(text))
 
 
 def render_listing(
@@ -127,10 +133,10 @@ def _breadcrumbs(path: str, script_name: str) -> str:
     segments = [segment for segment in path.split("/") if segment]
     if not segments:
         return "zarrdav"
-    root = quote(f"{script_name}/", safe="/" + _SEGMENT_SAFE)
+    root = quote(f"{script_name}/", safe="/" + _SEGMENT_SAFE, errors="surrogatepass")
     crumbs = [f'<a href="{escape(root if root != "/" else "/.")}">zarrdav</a>']
     for depth, segment in enumerate(segments[:-1], start=1):
-        href = quote(f"{script_name}/{'/'.join(segments[:depth])}/", safe="/" + _SEGMENT_SAFE)
+        href = quote(f"{script_name}/{'/'.join(segments[:depth])}/", safe="/" + _SEGMENT_SAFE, errors="surrogatepass")
         crumbs.append(f'<a href="{escape(href)}">{escape(segment)}</a>')
     crumbs.append(escape(segments[-1]))
     return " / ".join(crumbs)
@@ -140,7 +146,7 @@ def _row(child: Resource) -> str:
     """One table row; the name links to the bare relative name only."""
     suffix = "/" if child.is_collection else ""
     name = child.name
-    href = escape(quote(name, safe=_SEGMENT_SAFE) + suffix)
+    href = escape(quote(name, safe=_SEGMENT_SAFE, errors="surrogatepass") + suffix)
     link = f'<a href="{href}">{escape(name + suffix)}</a>'
     kind = escape(child.kind)
     if child.details:

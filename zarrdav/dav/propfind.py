@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from xml.etree.ElementTree import ParseError
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape as _escape
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
-from zarrdav.dav.formats import http_date, iso_date, quote_url
+from zarrdav.dav.formats import http_date, iso_date, quote_url, representable
 from zarrdav.dav.resources import Resource
 
 MAX_BODY = 64 * 1024
@@ -36,6 +36,11 @@ class PropfindRequest:
 
     mode: str
     names: tuple[str, ...] = ()
+
+
+def escape(value: str, entities: dict[str, str] | None = None) -> str:
+    """XML text of ``value``: escaped, and well-formed whatever it holds."""
+    return _escape(representable(value), entities or {"\r": "&#13;"})
 
 
 def _text(value: str | None) -> str | None:
