@@ -20,6 +20,8 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
+from zarrdav.app import create_app
+from zarrdav.config import Settings
 from zarrdav.demo.guide import READY
 
 DEMO_STARTUP_LIMIT = 60  # seconds; the demo takes a few, more on a loaded CI machine
@@ -111,6 +113,18 @@ def json_listing_server(root: Path) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def in_process(settings: Settings) -> Iterator[httpx.Client]:
+    """zarrdav's whole application in this process, no sockets: for handler
+    logic, in milliseconds and with tracebacks where it breaks."""
+    app = create_app(settings)
+    try:
+        with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://test") as client:
+            yield client
+    finally:
+        app.close()
 
 
 @contextmanager

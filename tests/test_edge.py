@@ -19,7 +19,8 @@ import httpx
 import pytest
 
 from tests.manifests import sample_manifest
-from tests.servers import free_port, wait_until_up, zarrdav_server
+from tests.servers import free_port, in_process, wait_until_up, zarrdav_server
+from zarrdav.config import Settings
 from zarrdav.manifests.layout import manifest_path
 
 ZARR = "1284a14f-fe4f-4dc3-b10d-48e5db8bf18d"
@@ -303,19 +304,12 @@ def test_200_simultaneous_connects_are_all_answered(server: tuple[str, int]) -> 
 
 def test_in_process_edge_answers_every_method(tree: Path) -> None:
     """The same app, in process: handler logic without sockets, with tracebacks."""
-    from zarrdav.app import create_app
-    from zarrdav.config import Settings
-
-    app = create_app(Settings(manifest_root=str(tree), index_dir=""))
-    try:
-        with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://test") as client:
-            assert client.get(f"{ROOT}.zattrs").status_code == 307
-            assert client.request("PROPFIND", ROOT, headers={"Depth": "0"}).status_code == 207
-            put = client.put("/x", content=b"x")
-            assert (put.status_code, put.headers["allow"]) == (405, "OPTIONS, GET, HEAD, PROPFIND")
-            assert client.request("BREW", "/").status_code == 501
-            assert client.get("/" + "a" * 9000).status_code == 414
-            for answer in (put, client.get("/nothing")):
-                assert answer.headers["access-control-allow-origin"] == "*"
-    finally:
-        app.close()
+    with in_process(Settings(manifest_root=str(tree), index_dir="")) as client:
+        assert client.get(f"{ROOT}.zattrs").status_code == 307
+        assert client.request("PROPFIND", ROOT, headers={"Depth": "0"}).status_code == 207
+        put = client.put("/x", content=b"x")
+        assert (put.status_code, put.headers["allow"]) == (405, "OPTIONS, GET, HEAD, PROPFIND")
+        assert client.request("BREW", "/").status_code == 501
+        assert client.get("/" + "a" * 9000).status_code == 414
+        for answer in (put, client.get("/nothing")):
+            assert answer.headers["access-control-allow-origin"] == "*"
