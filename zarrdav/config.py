@@ -46,6 +46,8 @@ class Settings:
     workers: int = 1
     pin_cpus: bool = True
     log_level: str = "INFO"
+    request_timeout: float = 10.0
+    listen_backlog: int = 1024
 
 
 HELP = {
@@ -73,6 +75,9 @@ HELP = {
     "pin_cpus": "run each server process on one CPU, worker n on the n-th (Linux); "
     "its threads then stop passing Python's lock between CPUs",
     "log_level": "DEBUG, INFO, WARNING or ERROR",
+    "request_timeout": "seconds a client has to send a request's headers and body; "
+    "then 408 and the connection closes",
+    "listen_backlog": "connections the kernel queues before the server accepts them",
 }
 
 
