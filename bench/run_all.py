@@ -1,10 +1,11 @@
-"""Every benchmark in one go, ending with one table of figures against the targets of issue #6.
+"""Every benchmark in one go, ending with one table of figures against the targets (issues #6, #15).
 
     python bench/run_all.py [--smoke]
 
 ``--smoke`` uses short runs and small sizes (for CI; well under two minutes);
-the default is the full run (about seven and a half minutes). Misses are
-printed, never raised: the exit status is 0 whenever every benchmark ran.
+the default is the full run (about eleven minutes). Targets of issue #15
+are numbered 15.3 and 15.9. Misses are printed, never raised: the exit
+status is 0 whenever every benchmark ran.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import cold_manifest
 import memory
 import propfind
 import redirects
+import slowclients
 from common import Figure, print_figures
 
 
@@ -35,12 +37,18 @@ class Plan:
     memory_manifests: int
     memory_seconds: float
     memory_cache_mb: int
+    slow_seconds: float
+    slow_levels: tuple[tuple[int, int], ...]
+    slow_burst: int
 
 
 SMOKE = Plan(redirect_seconds=2, propfind_requests=5, cold_entries=200_000,
-             memory_manifests=40, memory_seconds=10, memory_cache_mb=16)
+             memory_manifests=40, memory_seconds=10, memory_cache_mb=16,
+             slow_seconds=2, slow_levels=slowclients.QUICK_LEVELS,
+             slow_burst=slowclients.QUICK_BURST)
 FULL = Plan(redirect_seconds=30, propfind_requests=20, cold_entries=1_300_000,
-            memory_manifests=200, memory_seconds=120, memory_cache_mb=64)
+            memory_manifests=200, memory_seconds=120, memory_cache_mb=64,
+            slow_seconds=10, slow_levels=slowclients.LEVELS, slow_burst=slowclients.BURST)
 
 
 def _machine() -> str:
@@ -64,6 +72,8 @@ def main() -> None:
         ("cold manifest", lambda: cold_manifest.run(plan.cold_entries)),
         ("memory",
          lambda: memory.run(plan.memory_manifests, plan.memory_seconds, plan.memory_cache_mb)),
+        ("slow clients",
+         lambda: slowclients.run(plan.slow_seconds, plan.slow_levels, plan.slow_burst)),
     ]
     started, load_before = time.perf_counter(), _load_average()
     figures: list[Figure] = []
@@ -75,7 +85,8 @@ def main() -> None:
     print(f"\n== figures ({'smoke' if plan is SMOKE else 'full'} run, "
           f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {_machine()}, {elapsed:.0f} s, "
           f"load average {load_before} before, {_load_average()} after)")
-    print_figures(sorted(figures, key=lambda figure: figure.target))
+    # "15.3" after "6": targets of issue #15 are numbered <issue>.<point>.
+    print_figures(sorted(figures, key=lambda f: [int(part) for part in f.target.split(".")]))
 
 
 if __name__ == "__main__":

@@ -21,5 +21,6 @@ def test_smoke_run_prints_every_figure() -> None:
         [sys.executable, str(RUN_ALL), "--smoke"], capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    for figure in ("GET 307", "PROPFIND", "cold", "restart", "16 clients", "workers", "memory"):
+    for figure in ("GET 307", "PROPFIND", "cold", "restart", "16 clients", "workers", "memory",
+                   "slow clients survived", "connections at once"):
         assert figure.lower() in result.stdout.lower(), figure
