@@ -92,9 +92,9 @@ class _Supervisor:
                 if slot.report is not None and slot.report in awake:
                     self._read_report(slot)
             for slot in self._slots:
-                if slot.process is not None and slot.process.sentinel in awake:
-                    if not self._restart(slot, time.monotonic()):
-                        return 1
+                ended = slot.process is not None and slot.process.sentinel in awake
+                if ended and not self._restart(slot, time.monotonic()):
+                    return 1
         return 0
 
     def stop(self, within: float) -> None:
