@@ -23,7 +23,8 @@ from cheroot import wsgi
 
 from common import free_port
 from zarrdav.edge.connection import Framing, receive_whole_requests
-from zarrdav.edge.server import hold_to_cpu, run_workers, worker_cpus
+from zarrdav.edge.server import hold_to_cpu, worker_cpus
+from zarrdav.edge.supervisor import run_workers
 
 
 def fixed_app(status: str, headers: list[tuple[str, str]]) -> Callable[..., Iterable[bytes]]:
@@ -42,13 +43,14 @@ def main() -> None:
     options = sys.argv[4:]
     app = fixed_app(status, [(name, value) for name, value in headers])
 
-    def serve(port: int, reuse_port: bool) -> None:
+    def serve(port: int, reuse_port: bool, ready: Callable[[], None] = lambda: None) -> None:
         server = wsgi.Server(("127.0.0.1", port), app, numthreads=threads, server_name="zarrdav",
                              reuse_port=reuse_port)
         server.keep_alive_conn_limit = max(64, threads * 4)
         server.prepare()
         if "--zarrdav-connection" in options:
             receive_whole_requests(server, Framing(65536, 65536), 10.0, server.keep_alive_conn_limit)
+        ready()
         print(f"bare cheroot on http://127.0.0.1:{server.bind_addr[1]}/", file=sys.stderr, flush=True)
         server.serve()
 
@@ -57,9 +59,9 @@ def main() -> None:
         return
     port = free_port()
 
-    def serve_on(cpu: int | None) -> None:
+    def serve_on(cpu: int | None, ready: Callable[[], None]) -> None:
         hold_to_cpu(cpu)
-        serve(port, reuse_port=True)
+        serve(port, reuse_port=True, ready=ready)
 
     run_workers(serve_on, worker_cpus(int(options[options.index("--processes") + 1])))
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,3 +73,10 @@ def zarrs(
         2: write_v2_zarr(s3, s3_endpoint, public_bucket, workdir, manifest_root),
         3: write_v3_zarr(s3, s3_endpoint, public_bucket, workdir, manifest_root),
     }
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A port of 127.0.0.1 another program listens on."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        yield int(listener.getsockname()[1])

@@ -493,8 +493,7 @@ def _serve(arguments: argparse.Namespace) -> int:
     if arguments.print_config:
         print(as_toml(settings), end="")
         return 0
-    serve(settings)
-    return 0
+    return serve(settings)
 
 
 def _demo(arguments: argparse.Namespace) -> int:

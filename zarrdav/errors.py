@@ -118,3 +118,9 @@ class ManifestError(UpstreamError):
         super().__init__(f"{source}: {fault}")
         self.source = source
         self.fault = fault
+
+
+class StartupError(ZarrdavError):
+    """``zarrdav serve`` cannot start as configured: a port in use, a host that
+    does not resolve, a manifest root that is not there. Never answered over
+    HTTP; the command prints it as one line and exits with status 2."""

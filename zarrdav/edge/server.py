@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import multiprocessing
 import os
 import resource
 import signal
-import socket
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from functools import partial
 from types import FrameType
 
 from cheroot import wsgi
@@ -22,39 +20,35 @@ from zarrdav.app import create_app
 from zarrdav.config import Settings
 from zarrdav.edge.connection import Framing, receive_whole_requests
 from zarrdav.edge.requestlog import LOG_FORMAT, RequestLog
+from zarrdav.edge.startup import check_listen, check_startup
+from zarrdav.edge.supervisor import run_workers
+from zarrdav.errors import StartupError
 
 
-def serve(settings: Settings) -> None:
-    """Serve until SIGINT or SIGTERM, with ``settings.workers`` processes."""
+def serve(settings: Settings) -> int:
+    """Serve until SIGINT or SIGTERM, with ``settings.workers`` processes.
+
+    Returns the exit status: 0, or 1 when worker processes kept dying.
+    Raises ``StartupError`` when the settings cannot be served with.
+    """
     logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
     _limit_malloc_arenas()
     # zarrdav logs each request once; the HTTP client's own lines would double them.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    settings = check_startup(settings)
     workers = max(1, settings.workers)
     cpus = worker_cpus(workers) if settings.pin_cpus else [None] * workers
     if workers == 1:
         _serve_process(settings, reuse_port=False, cpu=cpus[0])
-        return
-    if settings.port == 0:
-        settings = _with_free_port(settings)
+        return 0
     # Each worker binds the same port with SO_REUSEPORT; the kernel spreads
-    # connections across them, and each has its own GIL and caches.
-    run_workers(lambda cpu: _serve_process(settings, True, cpu), cpus)
+    # connections across them, and each has its own GIL and caches. A worker
+    # drains its requests, then finishes its index saves, before it ends.
+    stop_within = settings.drain_seconds + _STOP_MARGIN
+    return run_workers(partial(_serve_process, settings, True), cpus, stop_within)
 
 
-def run_workers(serve_on: Callable[[int | None], None], cpus: Sequence[int | None]) -> None:
-    """``serve_on(cpu)`` in a forked process for each of ``cpus``, until
-    SIGINT or SIGTERM or until one of them ends; then stop them all."""
-    context = multiprocessing.get_context("fork")
-    processes = [context.Process(target=serve_on, args=(cpu,), name=f"zarrdav-worker-{n}")
-                 for n, cpu in enumerate(cpus)]
-    for process in processes:
-        process.start()
-    _wait_for_stop(lambda: all(process.is_alive() for process in processes))
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        process.join(15)
+_STOP_MARGIN = 5.0  # seconds a worker has to end once its requests are drained
 
 
 def _limit_malloc_arenas(arenas: int = 2) -> None:
@@ -110,7 +104,10 @@ def hold_to_cpu(cpu: int | None) -> None:
         os.sched_setaffinity(0, {cpu})
 
 
-def _serve_process(settings: Settings, reuse_port: bool, cpu: int | None) -> None:
+def _serve_process(
+    settings: Settings, reuse_port: bool, cpu: int | None, ready: Callable[[], None] | None = None
+) -> None:
+    """Serve in this process until SIGINT or SIGTERM; ``ready()`` once listening."""
     hold_to_cpu(cpu)
     app = create_app(settings)
     server = wsgi.Server(
@@ -121,12 +118,21 @@ def _serve_process(settings: Settings, reuse_port: bool, cpu: int | None) -> Non
     connections = min(settings.max_connections, _open_files_allowed() - 64)
     # cheroot closes keep-alive connections beyond this many (default 10).
     server.keep_alive_conn_limit = connections
-    server.prepare()
+    try:
+        server.prepare()
+    except OSError as error:
+        # Checked before, so taken since: the probe says why in a sentence
+        # (cheroot's message lists every address it tried).
+        app.close()
+        check_listen(settings.host, settings.port, reuse_port)
+        raise StartupError(f"cannot listen on {settings.host}:{settings.port}: {error}") from error
     reception = receive_whole_requests(
         server, Framing(settings.max_header_bytes, settings.max_body_bytes),
         settings.request_timeout, connections,
     )
     server.log_refusal = _refusal_logger(app.requests)  # type: ignore[attr-defined]
+    if ready is not None:
+        ready()
     host, port = server.bind_addr[:2]
     on_cpu = "" if cpu is None else f", CPU {cpu}"
     print(f"zarrdav serving {settings.manifest_root} on http://{host}:{port}/ (process {os.getpid()}{on_cpu})",
@@ -186,9 +192,3 @@ def _wait_for_stop(running: Callable[[], bool]) -> None:
     signal.signal(signal.SIGINT, request_stop)
     while not stopping.wait(0.5) and running():
         pass
-
-
-def _with_free_port(settings: Settings) -> Settings:
-    with socket.socket() as probe:
-        probe.bind((settings.host, 0))
-        return replace(settings, port=probe.getsockname()[1])
