@@ -22,6 +22,7 @@ import orjson
 import pytest
 
 from tests.manifests import WHEN, sample_files, sample_manifest, varied_files
+from zarrdav.config import Settings
 from tests.servers import zarrdav_server
 from zarrdav.manifests import cache as cache_module
 from zarrdav.manifests import index as index_module
@@ -390,13 +391,16 @@ def test_damaged_index_file_is_parsed_again(server_tree: Path, tmp_path: Path) -
     assert {path: path.stat().st_size for path in index_files(index)} == sizes  # written anew
 
 
-def test_unwritable_index_dir_still_serves(server_tree: Path, tmp_path: Path) -> None:
-    blocker = tmp_path / "a-file"
-    blocker.write_bytes(b"")  # an index dir under a file: not even root can create it
+def test_unwritable_default_index_dir_still_serves(server_tree: Path, tmp_path: Path) -> None:
+    """The default index switches itself off; one asked for is checked at startup (test_startup.py)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".cache").write_bytes(b"")  # the index dir under a file: not even root can create it
     with serve(server_tree, tmp_path / "index", tmp_path / "indexed.log") as url:
         expected = answers(url)
     log = tmp_path / "unindexed.log"
-    with serve(server_tree, blocker / "index", log) as url:
+    with zarrdav_server("--manifest-root", str(server_tree), "--zarr-base-url", BASE,
+                        "--index-dir", Settings().index_dir, env={"HOME": str(home)}, log=log) as url:
         assert answers(url) == expected
     # Said once, though both manifests failed to be saved.
     assert log.read_text().count("cannot write to the manifest index") == 1
