@@ -23,6 +23,7 @@ import pytest
 
 from tests.manifests import WHEN, sample_files, sample_manifest, varied_files
 from tests.servers import zarrdav_server
+from zarrdav.config import Settings
 from zarrdav.manifests import cache as cache_module
 from zarrdav.manifests import index as index_module
 from zarrdav.manifests.cache import PARSES_AT_ONCE, ManifestCache
@@ -390,13 +391,17 @@ def test_damaged_index_file_is_parsed_again(server_tree: Path, tmp_path: Path) -
     assert {path: path.stat().st_size for path in index_files(index)} == sizes  # written anew
 
 
-def test_unwritable_index_dir_still_serves(server_tree: Path, tmp_path: Path) -> None:
+def test_unwritable_default_index_dir_still_serves(server_tree: Path, tmp_path: Path) -> None:
+    # An index dir given explicitly must be writable (test_startup.py); the
+    # default one only costs its speed when it cannot be written.
     blocker = tmp_path / "a-file"
-    blocker.write_bytes(b"")  # an index dir under a file: not even root can create it
+    blocker.write_bytes(b"")  # a home under a file: not even root can create ~/.cache in it
     with serve(server_tree, tmp_path / "index", tmp_path / "indexed.log") as url:
         expected = answers(url)
     log = tmp_path / "unindexed.log"
-    with serve(server_tree, blocker / "index", log) as url:
+    default = {"HOME": str(blocker), "ZARRDAV_INDEX_DIR": Settings().index_dir}
+    args = ["--manifest-root", str(server_tree), "--zarr-base-url", BASE]
+    with zarrdav_server(*args, env=default, log=log) as url:
         assert answers(url) == expected
     # Said once, though both manifests failed to be saved.
     assert log.read_text().count("cannot write to the manifest index") == 1
