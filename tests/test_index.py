@@ -22,8 +22,8 @@ import orjson
 import pytest
 
 from tests.manifests import WHEN, sample_files, sample_manifest, varied_files
-from zarrdav.config import Settings
 from tests.servers import zarrdav_server
+from zarrdav.config import Settings
 from zarrdav.manifests import cache as cache_module
 from zarrdav.manifests import index as index_module
 from zarrdav.manifests.cache import PARSES_AT_ONCE, ManifestCache
@@ -392,15 +392,16 @@ def test_damaged_index_file_is_parsed_again(server_tree: Path, tmp_path: Path) -
 
 
 def test_unwritable_default_index_dir_still_serves(server_tree: Path, tmp_path: Path) -> None:
-    """The default index switches itself off; one asked for is checked at startup (test_startup.py)."""
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / ".cache").write_bytes(b"")  # the index dir under a file: not even root can create it
+    # An index dir given explicitly must be writable (test_startup.py); the
+    # default one only costs its speed when it cannot be written.
+    blocker = tmp_path / "a-file"
+    blocker.write_bytes(b"")  # a home under a file: not even root can create ~/.cache in it
     with serve(server_tree, tmp_path / "index", tmp_path / "indexed.log") as url:
         expected = answers(url)
     log = tmp_path / "unindexed.log"
-    with zarrdav_server("--manifest-root", str(server_tree), "--zarr-base-url", BASE,
-                        "--index-dir", Settings().index_dir, env={"HOME": str(home)}, log=log) as url:
+    default = {"HOME": str(blocker), "ZARRDAV_INDEX_DIR": Settings().index_dir}
+    args = ["--manifest-root", str(server_tree), "--zarr-base-url", BASE]
+    with zarrdav_server(*args, env=default, log=log) as url:
         assert answers(url) == expected
     # Said once, though both manifests failed to be saved.
     assert log.read_text().count("cannot write to the manifest index") == 1

@@ -120,6 +120,13 @@ def test_a_manifest_root_that_cannot_be_read(workers: int, tmp_path: Path) -> No
 
 
 @WORKERS
+def test_an_s3_endpoint_that_is_not_a_url(workers: int) -> None:
+    stderr = refused("--manifest-root", "s3://bucket/manifests/", "--s3-endpoint-url", "not a url",
+                     workers=workers)
+    assert_one_error_line(stderr, r"S3 endpoint 'not a url' is not an http:// or https:// URL")
+
+
+@WORKERS
 def test_an_index_directory_that_is_not_writable(workers: int, tmp_path: Path) -> None:
     index = tmp_path / "index"
     index.mkdir(mode=0o555)

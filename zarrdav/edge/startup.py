@@ -15,6 +15,8 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
+from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
+
 from zarrdav.config import Settings
 from zarrdav.errors import StartupError
 
@@ -30,6 +32,8 @@ def check_startup(settings: Settings) -> Settings:
     """
     port = check_listen(settings.host, settings.port, reuse_port=False)
     check_manifest_root(settings.manifest_root)
+    if settings.manifest_root.startswith("s3://") and settings.s3_endpoint_url:
+        check_s3_endpoint(settings.s3_endpoint_url)
     if settings.index_dir and settings.index_dir != _DEFAULT_INDEX_DIR:
         # The default index is a convenience that switches itself off when
         # it cannot be written; one asked for by name must work.
@@ -85,6 +89,12 @@ def check_manifest_root(root: str) -> None:
             next(entries, None)
     except OSError as error:
         raise StartupError(f"manifest root {root} cannot be read: {_lower(error.strerror)}") from error
+
+
+def check_s3_endpoint(url: str) -> None:
+    """An endpoint botocore takes: it refuses others only when the first client is made."""
+    if not (is_valid_endpoint_url(url) or is_valid_ipv6_endpoint_url(url)):
+        raise StartupError(f"S3 endpoint {url!r} is not an http:// or https:// URL")
 
 
 def check_index_dir(directory: Path) -> None:
