@@ -46,6 +46,10 @@ class Settings:
     workers: int = 1
     pin_cpus: bool = True
     log_level: str = "INFO"
+    manifest_max_mb: int = 1024
+    listing_max_mb: int = 64
+    redirect_hosts: str = "dandiarchive.s3.amazonaws.com"
+    upstream_share: float = 0.75
 
 
 HELP = {
@@ -65,7 +69,8 @@ HELP = {
     "empty: none",
     "index_max_mb": "disk space for index_dir, in MiB; the least recently used go first",
     "listing_ttl": "seconds a manifest-tree folder listing is reused",
-    "upstream_timeout": "seconds to wait for the manifest tree and the archive API",
+    "upstream_timeout": "seconds one call to the manifest tree, the archive API or S3 may take, "
+    "its whole answer included (504 past it)",
     "s3_endpoint_url": "S3 endpoint for an s3:// manifest root (default AWS)",
     "s3_anonymous": "read an s3:// manifest root without signing requests",
     "threads": "worker threads answering requests, per process",
@@ -73,6 +78,12 @@ HELP = {
     "pin_cpus": "run each server process on one CPU, worker n on the n-th (Linux); "
     "its threads then stop passing Python's lock between CPUs",
     "log_level": "DEBUG, INFO, WARNING or ERROR",
+    "manifest_max_mb": "a larger manifest is refused (502) before it is read, in MiB",
+    "listing_max_mb": "a larger manifest-tree listing or archive page is refused (502), in MiB",
+    "redirect_hosts": "hosts (host[:port], space-separated) blobs may redirect to with "
+    "blob_redirect = s3, beside the zarr_base_url's; others go to the archive's download URL",
+    "upstream_share": "share of the threads that may wait on upstreams at once; past it, requests "
+    "needing one answer 503 at once, so answers from cache keep flowing",
 }
 
 
