@@ -431,3 +431,17 @@ def test_cached_answers_flow_while_requests_wait_on_a_dripping_archive(
     assert {response.status_code for response, _ in slow} <= {503, 504}
     assert all(elapsed < DEADLINE + MARGIN for _, elapsed in slow)
     assert client.get("/dandisets/").status_code == 200
+
+
+def test_credentials_in_the_api_url_stay_out_of_answers(archive: FaultyUpstream) -> None:
+    api = f"{archive.url}api".replace("http://", "http://someone:s3cret@")
+    args = [*archive_args(archive)[:4], "--api-url", api, "--upstream-timeout", str(DEADLINE)]
+    with zarrdav_process(*args) as (url, _), httpx.Client(base_url=url, timeout=60) as client:
+        page = client.get(f"/dandisets/{DANDISET}/")
+        assert page.status_code == 200
+        assert f"{archive.url}api/dandisets/{DANDISET}/" in page.text  # the Metadata link, without user info
+        with archive.injected(drip("/api/dandisets/", interval=0.2)):
+            refused = client.get("/dandisets/")
+        assert refused.status_code == 504
+        for response in (page, refused):
+            assert "s3cret" not in response.text and "someone" not in response.text
