@@ -445,3 +445,20 @@ def test_credentials_in_the_api_url_stay_out_of_answers(archive: FaultyUpstream)
         assert refused.status_code == 504
         for response in (page, refused):
             assert "s3cret" not in response.text and "someone" not in response.text
+
+
+def test_a_lone_surrogate_in_an_asset_path_is_502(
+    archive: FaultyUpstream, archive_server: tuple[httpx.Client, Any]
+) -> None:
+    client, _ = archive_server
+
+    def lone_surrogate(page: Any) -> Any:
+        for item in page["results"]:
+            item["resource"]["path"] += "\ud800"
+        return page
+
+    with archive.injected(rewrite(lone_surrogate, "/atpath/")):
+        response = client.get(DRAFT)
+    assert response.status_code == 502
+    assert_plain_error(response.headers, response.content)
+    assert client.get(DRAFT).status_code == 200

@@ -193,6 +193,7 @@ class ArchiveClient:
         headers = {}
         if self._token and urlsplit(url).netloc == self._host:
             headers["Authorization"] = f"token {self._token}"
+        end = time.monotonic() + self._timeout
         with deadline(self._timeout), http_errors(KIND, where):
             for attempt in range(self._retries + 1):
                 last = attempt == self._retries
@@ -205,7 +206,7 @@ class ArchiveClient:
                 except httpx.HTTPError:
                     if last:
                         raise
-                time.sleep(self._backoff * 2**attempt)
+                time.sleep(min(self._backoff * 2**attempt, max(0.0, end - time.monotonic())))
         raise AssertionError("unreachable")
 
 
