@@ -11,6 +11,7 @@ where a body is huge, and that zarrdav serves again once the fault ends.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import threading
 import time
@@ -41,9 +42,9 @@ from tests.manifests import sample_manifest
 from tests.servers import zarrdav_process
 from tests.test_serve import assert_plain_error
 from zarrdav.demo.archive import ArchiveData, Asset, Dandiset, Version, create_archive_app
-from zarrdav.errors import NotFound, UpstreamError
+from zarrdav.errors import NotFound, UpstreamError, UpstreamTimeout
 from zarrdav.manifests.layout import manifest_path
-from zarrdav.manifests.trees import LocalTree
+from zarrdav.manifests.trees import LocalTree, open_tree
 from zarrdav.routes import zarr_version_path
 
 DEADLINE = 2.0  # --upstream-timeout of every server here
@@ -462,3 +463,15 @@ def test_a_lone_surrogate_in_an_asset_path_is_502(
     assert response.status_code == 502
     assert_plain_error(response.headers, response.content)
     assert client.get(DRAFT).status_code == 200
+
+
+def test_silent_s3_tree_is_504_within_the_deadline() -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)  # connections are accepted by the kernel, never answered
+        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        tree = open_tree("s3://bucket/zarr-manifest/", s3_endpoint_url=endpoint, timeout=DEADLINE)
+        started = time.monotonic()
+        with pytest.raises(UpstreamTimeout):
+            tree.list_directory("")
+        assert time.monotonic() - started < DEADLINE + MARGIN

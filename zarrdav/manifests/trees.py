@@ -43,7 +43,7 @@ from zarrdav.manifests.layout import (
 from zarrdav.manifests.model import Manifest
 from zarrdav.manifests.reader import read_manifest
 from zarrdav.upstreams.http import copy_body, get, make_http_client, read_body
-from zarrdav.upstreams.s3 import make_s3_client, s3_errors, split_s3_url
+from zarrdav.upstreams.s3 import S3_ATTEMPTS, make_s3_client, s3_errors, split_s3_url
 
 # Parses a fetched manifest file, given as a seekable stream and the name of its source.
 Reader = Callable[[IO[bytes], str], Manifest]
@@ -229,7 +229,8 @@ def _item_name(item: Any) -> str:
 class S3Tree(ManifestTree):
     """A manifest tree under an S3 prefix, listed with ListObjectsV2.
 
-    boto3's timeouts bound each read; the whole call's deadline is checked
+    boto3's timeouts bound each read (``open_tree`` gives each of its
+    attempts a share of the deadline); the whole call's deadline is checked
     between pages and between the blocks of a download.
     """
 
@@ -314,7 +315,7 @@ def open_tree(
         )
         return HttpTree(root, client, timeout=timeout, **bounds)
     if root.startswith("s3://"):
-        s3 = make_s3_client(s3_endpoint_url, anonymous=s3_anonymous, timeout=timeout,
+        s3 = make_s3_client(s3_endpoint_url, anonymous=s3_anonymous, timeout=timeout / S3_ATTEMPTS,
                             max_connections=max_connections)
         return S3Tree(root, s3, timeout=timeout, **bounds)
     return LocalTree(Path(root), max_manifest_bytes=max_manifest_bytes)

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from zarrdav.errors import NotFound, UpstreamError, UpstreamTimeout
-from zarrdav.upstreams.s3 import make_s3_client, s3_errors
+from zarrdav.upstreams.s3 import S3_ATTEMPTS, make_s3_client, s3_errors
 from zarrdav.upstreams.values import header_value
 
 
@@ -69,7 +69,7 @@ class LiveZarrs:
 
     def __init__(self, zarr_base_url: str, *, timeout: float = 30.0, max_entries: int = 1_000_000) -> None:
         self._base = parse_s3_url(zarr_base_url.rstrip("/") + "/")
-        self._client = make_s3_client(self._base.endpoint, anonymous=True, timeout=timeout)
+        self._client = make_s3_client(self._base.endpoint, anonymous=True, timeout=timeout / S3_ATTEMPTS)
         self._timeout = timeout
         self._max_entries = max_entries
 

@@ -14,6 +14,11 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError,
 from zarrdav.errors import Forbidden, NotFound, UpstreamError, UpstreamTimeout, ZarrdavError
 
 
+# botocore's attempts at each call (its standard retries): a server that must
+# answer within a deadline gives each attempt a third of it.
+S3_ATTEMPTS = 3
+
+
 def make_s3_client(
     endpoint_url: str | None = None,
     *,
@@ -29,7 +34,7 @@ def make_s3_client(
     config = Config(
         connect_timeout=timeout,
         read_timeout=timeout,
-        retries={"max_attempts": 3, "mode": "standard"},
+        retries={"max_attempts": S3_ATTEMPTS, "mode": "standard"},
         max_pool_connections=max_connections,
         signature_version=UNSIGNED if anonymous else None,
         s3={"addressing_style": "path"} if endpoint_url else None,
