@@ -11,7 +11,9 @@ issue) and its default 32 threads:
 2. cached GETs during the drip: the p50/p99 of a cached redirect while N
    (default 40) requests wait on the dripping archive, beside the same
    run's p50/p99 with the archive healthy (the ratio is the figure);
-3. memory refusing a 2 GB sparse file named like a manifest in a local
+3. the same for an HTTP manifest tree sending its manifest at one byte a
+   second (``GET`` of the Zarr version's root);
+4. memory refusing a 2 GB sparse file named like a manifest in a local
    tree: the growth of the server's VmHWM (resident high-water mark).
 """
 
@@ -29,10 +31,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.faulty import drip, faulty_upstream, wsgi_backend  # noqa: E402
+from tests.faulty import drip, faulty_upstream, tree_backend, wsgi_backend  # noqa: E402
 from tests.servers import zarrdav_process  # noqa: E402
 from tests.test_faults import (  # noqa: E402
-    CHECKSUM, RELEASED, ZARR, ZARR_BASE, ZARR_ROOT, archive_data, peak_rss,
+    BODY, CHECKSUM, RELEASED, ZARR, ZARR_BASE, ZARR_ROOT, archive_data, peak_rss,
 )
 from zarrdav.demo.archive import create_archive_app  # noqa: E402
 from zarrdav.manifests.layout import manifest_path  # noqa: E402
@@ -83,6 +85,23 @@ def archive_figures(timeout: float, waiting: int, probes: int) -> None:
                   f"{base50 * 1e3:.2f} ms, p99 {base99 * 1e3:.2f} ms; p99 ratio {fault99 / base99:.2f}")
 
 
+def tree_figure(timeout: float) -> None:
+    with tempfile.TemporaryDirectory(prefix="zarrdav-bench-") as root, faulty_upstream() as tree:
+        target = Path(root, manifest_path(ZARR, CHECKSUM))
+        target.parent.mkdir(parents=True)
+        target.write_bytes(BODY)
+        tree.backend = tree_backend(Path(root))
+        args = ["--manifest-root", tree.url, "--zarr-base-url", ZARR_BASE, "--index-dir", "",
+                "--upstream-timeout", str(timeout)]
+        with zarrdav_process(*args) as (url, _), httpx.Client(base_url=url, timeout=120) as client, \
+                tree.injected(drip(f"{CHECKSUM}.json", interval=1.0)):
+            started = time.perf_counter()
+            status = client.get(ZARR_ROOT).status_code
+            to_answer = time.perf_counter() - started
+        print(f"deadline kept: a manifest from a 1 byte/s HTTP tree answered {status} "
+              f"after {to_answer:.2f} s (upstream_timeout {timeout:g} s)")
+
+
 def memory_figure() -> None:
     with tempfile.TemporaryDirectory(prefix="zarrdav-bench-") as root:
         target = Path(root, manifest_path(ZARR, CHECKSUM))
@@ -106,6 +125,7 @@ def main() -> None:
     parser.add_argument("--probes", type=int, default=400)
     options = parser.parse_args()
     archive_figures(options.timeout, options.waiting, options.probes)
+    tree_figure(options.timeout)
     memory_figure()
 
 
