@@ -3,7 +3,7 @@
     python bench/upstream_faults.py [--timeout S] [--waiting N] [--probes N]
 
 Uses the tests' fault-injecting upstream (``tests/faulty.py``) as the
-archive, with ``zarrdav serve --upstream-timeout S`` (default 5, as in the
+archive and as an HTTP manifest tree, with ``zarrdav serve --upstream-timeout S`` (default 5, as in the
 issue) and its default 32 threads:
 
 1. deadline kept: the time to the answer (504) of ``GET /dandisets/`` while
