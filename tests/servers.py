@@ -131,7 +131,16 @@ def in_process(settings: Settings) -> Iterator[httpx.Client]:
 def zarrdav_server(
     *args: str, log: Path | None = None, env: Mapping[str, str] | None = None
 ) -> Iterator[str]:
-    """`zarrdav serve` in its own process, as users run it; yields its base URL.
+    """`zarrdav serve` in its own process, as users run it; yields its base URL (see ``zarrdav_process``)."""
+    with zarrdav_process(*args, log=log, env=env) as (url, _):
+        yield url
+
+
+@contextmanager
+def zarrdav_process(
+    *args: str, log: Path | None = None, env: Mapping[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`zarrdav serve` in its own process, as users run it; yields its base URL and the process.
 
     Its output goes to ``log`` (default a temporary file) so a failed start can
     say why and tests can read the request log. It is configured by ``args``

@@ -704,9 +704,11 @@ def test_owner_token_serves_the_embargoed_dandiset(
     """The token reaches the archive (which answers only owners) and nothing else.
 
     The embargoed Zarr has no manifest, so zarrdav lists it on S3 itself,
-    through the recorder; redirects name S3 and the archive, never the token.
+    at the configured Zarr base URL (the recorder here); redirects name S3
+    and the archive, never the token.
     """
-    args = ["--api-token", OWNER_TOKEN] if how == "option" else []
+    args = ["--api-token", OWNER_TOKEN, "--zarr-base-url", f"{s3_recorder.url}/{public_bucket}/zarr"]
+    args = args if how == "option" else args[2:]
     env = {"ZARRDAV_API_TOKEN": OWNER_TOKEN} if how == "environment" else None
     unpinned = archive.unpinned[SECRET_ZARR_PATH]
     root = f"{EMBARGOED}draft/"
@@ -788,7 +790,7 @@ def test_failing_archive_is_502(base_args: list[str]) -> None:
         for response in (client.get("/dandisets/"), propfind(client, f"{OPEN}draft/")):
             assert response.status_code == 502
             assert_plain_error(response.headers, response.content)
-            assert "archive answered 500" in response.text
+            assert response.text.startswith("archive: ") and "answered 500" in response.text
         assert_still_serving(client)
 
 

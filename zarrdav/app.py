@@ -9,10 +9,8 @@ ARCHITECTURE.md walks one request through it.
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
-import httpx
-
-from zarrdav import __version__
 from zarrdav.config import Settings
 from zarrdav.dav.dandisets import DandisetViews
 from zarrdav.dav.handlers import Handlers
@@ -28,28 +26,27 @@ from zarrdav.manifests.cache import ManifestCache
 from zarrdav.manifests.index import ManifestIndex
 from zarrdav.manifests.trees import open_tree
 from zarrdav.upstreams.archive import ArchiveClient
+from zarrdav.upstreams.flights import UpstreamGate
 from zarrdav.upstreams.live import LiveZarrs
 
 
 def create_app(settings: Settings) -> Edge:
     """The whole WSGI application for ``settings``; ``close`` it when done serving."""
-    client = httpx.Client(
-        timeout=settings.upstream_timeout,
-        follow_redirects=True,
-        headers={"User-Agent": f"zarrdav/{__version__}"},
-        limits=httpx.Limits(max_connections=settings.threads),
-    )
     tree = open_tree(
         settings.manifest_root,
-        http_client=client,
+        timeout=settings.upstream_timeout,
+        max_manifest_bytes=settings.manifest_max_mb * 2**20,
+        max_listing_bytes=settings.listing_max_mb * 2**20,
+        max_connections=settings.threads,
         s3_endpoint_url=settings.s3_endpoint_url or None,
         s3_anonymous=settings.s3_anonymous,
     )
+    gate = UpstreamGate(max(1, int(settings.threads * settings.upstream_share)))
     index_dir = Path(settings.index_dir).expanduser()
     index = (
         ManifestIndex(index_dir, settings.index_max_mb * 2**20, tree.root) if settings.index_dir else None
     )
-    cache = ManifestCache(tree, settings.manifest_cache_mb * 2**20, settings.listing_ttl, index)
+    cache = ManifestCache(tree, settings.manifest_cache_mb * 2**20, settings.listing_ttl, index, gate)
     zarrs = ZarrViews(cache, settings.zarr_base_url)
     archive = ArchiveClient(
         settings.api_url,
@@ -57,10 +54,14 @@ def create_app(settings: Settings) -> Edge:
         page_size=settings.archive_page_size,
         timeout=settings.upstream_timeout,
         max_connections=settings.threads,
+        max_page_bytes=settings.listing_max_mb * 2**20,
     )
+    live = LiveZarrs(settings.zarr_base_url, timeout=settings.upstream_timeout)
+    redirect_hosts = frozenset((urlsplit(settings.zarr_base_url).netloc, *settings.redirect_hosts.split()))
     dandisets = DandisetViews(
-        archive, zarrs, LiveZarrs(), ttl=settings.archive_ttl,
-        blob_redirect=settings.blob_redirect, missing_manifest=settings.missing_manifest,
+        archive, zarrs, live, ttl=settings.archive_ttl,
+        blob_redirect=settings.blob_redirect, redirect_hosts=redirect_hosts,
+        missing_manifest=settings.missing_manifest, gate=gate,
     )
     handlers = Handlers(Provider(zarrs, dandisets), settings.max_body_bytes)
     requests = RequestLog()

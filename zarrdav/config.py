@@ -53,6 +53,10 @@ class Settings:
     listen_backlog: int = 1024
     max_connections: int = 4096
     drain_seconds: float = 10.0
+    manifest_max_mb: int = 1024
+    listing_max_mb: int = 64
+    redirect_hosts: str = "dandiarchive.s3.amazonaws.com"
+    upstream_share: float = 0.75
 
 
 HELP = {
@@ -72,7 +76,8 @@ HELP = {
     "empty: none",
     "index_max_mb": "disk space for index_dir, in MiB; the least recently used go first",
     "listing_ttl": "seconds a manifest-tree folder listing is reused",
-    "upstream_timeout": "seconds to wait for the manifest tree and the archive API",
+    "upstream_timeout": "seconds one call to the manifest tree, the archive API or S3 may take, "
+    "its whole answer included (504 past it)",
     "s3_endpoint_url": "S3 endpoint for an s3:// manifest root (default AWS)",
     "s3_anonymous": "read an s3:// manifest root without signing requests",
     "threads": "worker threads answering requests, per process",
@@ -88,6 +93,12 @@ HELP = {
     "listen_backlog": "connections the kernel queues before zarrdav accepts them",
     "max_connections": "open connections per process; more are closed at once",
     "drain_seconds": "on SIGTERM, seconds in-flight requests get to finish",
+    "manifest_max_mb": "a larger manifest is refused (502) before it is read, in MiB",
+    "listing_max_mb": "a larger manifest-tree listing or archive page is refused (502), in MiB",
+    "redirect_hosts": "hosts (host[:port], space-separated) blobs may redirect to with "
+    "blob_redirect = s3, beside the zarr_base_url's; others go to the archive's download URL",
+    "upstream_share": "share of the threads that may wait on upstreams at once; past it, requests "
+    "needing one answer 503 at once, so answers from cache keep flowing",
 }
 
 

@@ -11,6 +11,13 @@ built yet, or no checksum while the Zarr is ingesting) the missing-manifest
 policy decides: ``live-draft`` serves a live, unpinned listing under
 ``draft`` only and refuses published versions with 503; ``error`` refuses
 everywhere.
+
+Answers about published versions are kept without expiry, except an empty
+listing, which may be a transient fault of the archive: it is kept for
+``ttl`` like a draft's. Concurrent misses of one key make one archive call.
+Values the archive gives for headers (ETags, media types, S3 URLs) are
+checked before use, and a blob redirects straight to S3 only on the hosts
+the operator named.
 """
 
 from __future__ import annotations
@@ -18,15 +25,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import quote, urlsplit
 
 import yaml
 from cachetools import LRUCache, TTLCache
 
-from zarrdav.upstreams.archive import ArchiveClient, Asset, Dandiset, Folder, VersionSummary
+from zarrdav.upstreams.archive import KIND, ArchiveClient, Asset, Dandiset, Folder, VersionSummary
 from zarrdav.dav.resources import Collection, File, Resource
 from zarrdav.dav.zarrs import ZarrViews
 from zarrdav.errors import NotFound, Unavailable
+from zarrdav.upstreams.flights import Flights, UpstreamGate
 from zarrdav.upstreams.live import LiveDirectory, LiveEntry, LiveZarrs
+from zarrdav.upstreams.values import header_value
 from zarrdav.routes import DandisetRoute, DandisetsRoute, ReleasesRoute, Route, VersionRoute, zarr_version_path
 
 T = TypeVar("T")
@@ -41,15 +51,21 @@ class DandisetViews:
         *,
         ttl: float,
         blob_redirect: str = "archive",
+        redirect_hosts: frozenset[str] = frozenset(),
         missing_manifest: str = "live-draft",
+        gate: UpstreamGate | None = None,
     ) -> None:
+        """``redirect_hosts``: the hosts (``host[:port]``) blobs may redirect to with ``blob_redirect = "s3"``."""
         self._archive = archive
         self._zarrs = zarrs
         self._live = live
         self._blob_redirect = blob_redirect
+        self._redirect_hosts = frozenset(host.lower() for host in redirect_hosts)
         self._missing_manifest = missing_manifest
+        self._gate = gate or UpstreamGate()
         self._fixed: LRUCache[tuple[Any, ...], Any] = LRUCache(maxsize=50_000)
         self._fresh: TTLCache[tuple[Any, ...], Any] = TTLCache(maxsize=50_000, ttl=ttl)
+        self._flights: Flights[tuple[Any, ...], Any] = Flights()
         self._lock = threading.Lock()
 
     # -- the two questions a provider asks ------------------------------------
@@ -120,7 +136,7 @@ class DandisetViews:
             created=dandiset.created,
             modified=dandiset.modified,
             details="embargoed" if dandiset.embargo_status != "OPEN" else None,
-            links=(("Metadata", f"{self._archive.api_url}/dandisets/{dandiset.identifier}/"),),
+            links=(("Metadata", f"{self._archive.public_url}/dandisets/{_segment(dandiset.identifier)}/"),),
         )
 
     def _version_collection(
@@ -134,7 +150,8 @@ class DandisetViews:
             modified=version.modified,
             details=version.version if version.asset_count is None
             else f"{version.version}, {version.asset_count} assets",
-            links=(("Metadata", f"{self._archive.api_url}/dandisets/{dandiset_id}/versions/{version.version}/"),),
+            links=(("Metadata", f"{self._archive.public_url}/dandisets/{_segment(dandiset_id)}/versions/"
+                                f"{_segment(version.version)}/"),),
         )
 
     def _resolve(self, route: VersionRoute) -> tuple[str, bool]:
@@ -208,7 +225,8 @@ class DandisetViews:
             return self._item(route, item, version, pinned=checksum is not None)
         root = f"{route.root}{item.path}/"
         if checksum is None:
-            return self._live_resource(root, self._live.lookup(self._zarr_url(item), rest))
+            with self._gate.waiting("S3"):
+                return self._live_resource(root, self._live.lookup(item.zarr, rest))
         return self._zarrs.entry(item.zarr, checksum, root, rest)
 
     def _members_inside(self, route: VersionRoute) -> list[Resource]:
@@ -222,7 +240,8 @@ class DandisetViews:
         root = f"{route.root}{item.path}/"
         checksum = self._pinned_checksum(route, item)
         if checksum is None:
-            entries = self._live.children(self._zarr_url(item), rest)
+            with self._gate.waiting("S3"):
+                entries = self._live.children(item.zarr, rest)
             return [self._live_resource(root, entry) for entry in entries]
         return self._zarrs.members(item.zarr, checksum, root, rest)
 
@@ -234,22 +253,33 @@ class DandisetViews:
         if isinstance(item, Folder):
             return Collection(f"{path}/", "Directory", size=item.total_size,
                               details=None if item.total_assets is None else f"{item.total_assets} assets")
-        metadata_url = f"{self._archive.api_url}/dandisets/{route.dandiset_id}/versions/{version}/assets/{item.asset_id}/"
+        api = self._archive.public_url
+        metadata_url = (f"{api}/dandisets/{_segment(route.dandiset_id)}/versions/{_segment(version)}"
+                        f"/assets/{_segment(item.asset_id)}/")
+        what = f"{KIND}: asset {item.path!r}"
         if item.zarr:
             checksum = item.zarr_checksum
+            if checksum is not None:
+                header_value(checksum, "ETag", what)
             links: tuple[tuple[str, str], ...] = (("Metadata", metadata_url),)
             if checksum is not None and pinned:
                 links = (("Permanent link", zarr_version_path(item.zarr, checksum)), *links)
             return Collection(f"{path}/", "Zarr", size=item.size, created=item.created,
                               modified=item.modified, etag=checksum if pinned else None, links=links,
                               pinned=pinned)
-        location = f"{self._archive.api_url}/assets/{item.asset_id}/download/"
-        if self._blob_redirect == "s3" and item.s3_url:
-            location = item.s3_url
+        location = f"{api}/assets/{_segment(item.asset_id)}/download/"
+        if self._blob_redirect == "s3" and item.s3_url and self._may_redirect_to(item.s3_url):
+            location = header_value(item.s3_url, "Location", what)
         media_type = item.metadata.get("encodingFormat")
+        etag = item.blob_etag
         return File(path, "File", size=item.size, created=item.created, modified=item.modified,
-                    etag=item.blob_etag, location=location,
-                    media_type=media_type if isinstance(media_type, str) else None)
+                    etag=None if etag is None else header_value(etag, "ETag", what), location=location,
+                    media_type=header_value(media_type, "Content-Type", what) if isinstance(media_type, str) else None)
+
+    def _may_redirect_to(self, url: str) -> bool:
+        """Whether ``url`` is on a host blobs may redirect to; elsewhere the archive's download URL serves."""
+        parts = urlsplit(url)
+        return parts.scheme in ("http", "https") and parts.netloc.lower() in self._redirect_hosts
 
     # -- Zarr assets: pinned or, by policy, live ---------------------------------
 
@@ -274,11 +304,6 @@ class DandisetViews:
             raise Unavailable(f"{why}; not serving it unpinned (missing_manifest = error)")
         raise Unavailable(f"{why}; a published version is never served unpinned")
 
-    def _zarr_url(self, asset: Asset) -> str:
-        if asset.s3_url is None:
-            raise Unavailable(f"Zarr asset {asset.path} has no S3 URL in its metadata")
-        return asset.s3_url
-
     def _live_resource(self, root: str, entry: LiveEntry) -> Resource:
         if isinstance(entry, LiveDirectory):
             path = f"{root}{entry.path}/" if entry.path else root
@@ -287,11 +312,27 @@ class DandisetViews:
                     etag=entry.etag, location=entry.url, pinned=False)
 
     def _cached(self, key: tuple[Any, ...], fixed: bool, load: Callable[[], T]) -> T:
-        cache = self._fixed if fixed else self._fresh
+        """``load()``'s answer, kept without expiry if ``fixed``, else for the TTL.
+
+        Errors are never kept. An empty answer is never kept for ever: an
+        archive recovering from a fault may have answered it.
+        """
         with self._lock:
-            if key in cache:
-                return cache[key]  # type: ignore[no-any-return]
-        value = load()
-        with self._lock:
-            cache[key] = value
-        return value
+            for cache in (self._fixed, self._fresh) if fixed else (self._fresh,):
+                if key in cache:
+                    return cache[key]  # type: ignore[no-any-return]
+
+        def call() -> T:
+            value = load()
+            with self._lock:
+                lasting = fixed and not (isinstance(value, list) and not value)
+                (self._fixed if lasting else self._fresh)[key] = value
+            return value
+
+        with self._gate.waiting(KIND):
+            return self._flights.run(key, call)
+
+
+def _segment(value: str) -> str:
+    """An identifier from the archive as one URL path segment."""
+    return quote(value, safe="")

@@ -3,6 +3,8 @@
 The same Zarr version appears at ``/zarrs/.../<checksum>.zarr/`` and as a
 pinned Zarr asset under ``/dandisets/``: only the path it is shown under
 (``root``) differs, never the listing, the properties or the redirects.
+Entry paths and version ids go into redirects percent-encoded; ETags are
+sent as the manifest has them, so each is checked first.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from zarrdav.manifests.cache import ManifestCache
 from zarrdav.manifests.diff import DiffSummary, summarize
 from zarrdav.manifests.model import ManifestDirectory, ManifestEntry, ManifestFile
 from zarrdav.routes import zarr_version_path
+from zarrdav.upstreams.values import sendable, unsendable
 
 
 # Change counts between two manifests kept: a few dozen bytes each.
@@ -105,6 +108,8 @@ class ZarrViews:
                 members.append(self._resource(zarr_id, root, row))
             else:
                 name, size, modified, etag = row
+                if not sendable(etag, "ETag"):
+                    raise unsendable("ETag", f"manifest tree: Zarr {zarr_id}, entry {directory.path}/{name}")
                 file = File(f"{prefix}{name}", "File", size=size, modified=modified, etag=etag)
                 members.append(file)
         return members
@@ -115,6 +120,8 @@ class ZarrViews:
         return self._file(zarr_id, root, entry)
 
     def _file(self, zarr_id: str, root: str, file: ManifestFile) -> File:
+        if not sendable(file.etag, "ETag"):
+            raise unsendable("ETag", f"manifest tree: Zarr {zarr_id}, entry {file.path!r}")
         location = (
             f"{self._zarr_base_url}/{zarr_id}/{quote_url(file.path)}"
             f"?versionId={quote_url(file.version_id, safe='')}"

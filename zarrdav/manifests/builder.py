@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zarrdav.errors import UpstreamError
+from zarrdav.errors import NotFound, UpstreamError
 from zarrdav.manifests.checksum import zarr_checksum
 from zarrdav.manifests.layout import manifest_path
 from zarrdav.manifests.model import ManifestFile
 from zarrdav.manifests.progress import Meter
 from zarrdav.manifests.versions import zarr_versions
 from zarrdav.manifests.writer import render_manifest
-from zarrdav.upstreams.s3 import split_s3_url
+from zarrdav.upstreams.s3 import s3_errors, split_s3_url
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +53,12 @@ def current_files(
 
 def zarr_ids(client: Any, bucket: str, prefix: str) -> Iterator[str]:
     """Every Zarr id (first-level folder) under ``prefix``."""
-    for page in client.get_paginator("list_objects_v2").paginate(
-        Bucket=bucket, Prefix=prefix, Delimiter="/"
-    ):
-        for common in page.get("CommonPrefixes", []):
-            yield common["Prefix"][len(prefix) :].rstrip("/")
+    with s3_errors(f"s3://{bucket}/{prefix}"):
+        for page in client.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=prefix, Delimiter="/"
+        ):
+            for common in page.get("CommonPrefixes", []):
+                yield common["Prefix"][len(prefix) :].rstrip("/")
 
 
 class ManifestStore:
@@ -86,12 +87,14 @@ class ManifestStore:
         key = self._prefix + relative
         location = f"s3://{self._bucket}/{key}"
         try:
-            existing = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
-        except self._s3.exceptions.NoSuchKey:
+            with s3_errors(location):
+                existing = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+        except NotFound:
             existing = None
         if existing == body:
             return location, False
-        self._s3.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType="application/json")
+        with s3_errors(location):
+            self._s3.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType="application/json")
         return location, True
 
 

@@ -9,7 +9,9 @@ across restarts: a miss looks there before fetching, and a parsed manifest
 is saved there in the background once it has answered, then served from the
 saved (memory-mapped) copy, so the memory the parse built is freed.
 Folder listings of the tree can change (new manifests appear), so they are
-reused for a TTL only.
+reused for a TTL only; concurrent misses of one listing make one call too.
+Every miss waits on the tree through the upstream gate, which keeps threads
+for answers from cache while the tree is slow.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from zarrdav.manifests.index import ManifestIndex
 from zarrdav.manifests.layout import manifest_checksums, zarr_prefix
 from zarrdav.manifests.model import Manifest
 from zarrdav.manifests.reader import read_manifest
-from zarrdav.manifests.trees import Listing, ManifestTree
+from zarrdav.manifests.trees import KIND, Listing, ManifestTree
+from zarrdav.upstreams.flights import Flights, UpstreamGate
 
 # glibc keeps memory freed below its mmap threshold for reuse: after a large
 # parse, tens of MB the process may not need again. malloc_trim returns them.
@@ -47,10 +50,12 @@ PARSES_AT_ONCE = 2
 class ManifestCache:
     def __init__(
         self, tree: ManifestTree, max_bytes: int, listing_ttl: float,
-        index: ManifestIndex | None = None,
+        index: ManifestIndex | None = None, gate: UpstreamGate | None = None,
     ) -> None:
         self.tree = tree
         self._index = index
+        self._gate = gate or UpstreamGate()
+        self._listing_flights: Flights[str, Listing] = Flights()
         # Least recently used first, with each manifest's weight. A hit costs
         # one dict lookup and a move (cachetools' LRUCache costs twice that,
         # on every chunk GET).
@@ -78,6 +83,12 @@ class ManifestCache:
             except KeyError:
                 pass  # evicted just now; this request still has it
             return cached[0]
+        with self._gate.waiting(KIND):
+            return self._missed(key)
+
+    def _missed(self, key: tuple[str, str]) -> Manifest:
+        """The manifest fetched, or waited for while another request fetches it."""
+        zarr_id, checksum = key
         with self._lock:
             cached = self._manifests.get(key)
             if cached is not None:
@@ -175,10 +186,15 @@ class ManifestCache:
             cached = self._listings.get(path)
         if cached is not None:
             return cached
-        listing = self.tree.list_directory(path)
-        with self._lock:
-            self._listings[path] = listing
-        return listing
+
+        def call() -> Listing:
+            listing = self.tree.list_directory(path)
+            with self._lock:
+                self._listings[path] = listing
+            return listing
+
+        with self._gate.waiting(KIND):
+            return self._listing_flights.run(path, call)
 
     def checksums(self, zarr_id: str) -> list[str]:
         return manifest_checksums(self.listing(zarr_prefix(zarr_id)).files)

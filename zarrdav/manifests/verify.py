@@ -13,12 +13,14 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from zarrdav.errors import ZarrdavError
+from zarrdav.errors import NotFound, ZarrdavError
 from zarrdav.manifests.model import Manifest, ManifestFile
 from zarrdav.manifests.progress import Meter
 from zarrdav.manifests.trees import ManifestTree
+from zarrdav.upstreams.s3 import s3_code, s3_error
 
-_GONE_CODES = {"404", "NoSuchKey", "NoSuchVersion", "400", "InvalidArgument"}
+# A HEAD of a malformed version id answers 400: no such version can exist.
+_MALFORMED_VERSION = frozenset(("400", "InvalidArgument"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +45,8 @@ def verify_manifest(
         try:
             client.head_object(Bucket=bucket, Key=key, VersionId=file.version_id)
         except ClientError as error:
-            code = str(error.response.get("Error", {}).get("Code", ""))
-            if code in _GONE_CODES:
+            code = s3_code(error)
+            if isinstance(s3_error(error, key), NotFound) or code in _MALFORMED_VERSION:
                 return Problem(file, True, f"version gone (S3 {code})")
             return Problem(file, False, f"S3 error {code}")
         except BotoCoreError as error:

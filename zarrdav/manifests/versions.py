@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from zarrdav.upstreams.s3 import s3_errors
+
 
 # A named tuple: a Zarr's history can be millions of versions.
 class ObjectVersion(NamedTuple):
@@ -31,6 +33,11 @@ def zarr_versions(client: Any, bucket: str, prefix: str, zarr_id: str) -> Iterat
     and are left out.
     """
     zarr_key = f"{prefix}{zarr_id}/"
+    with s3_errors(f"s3://{bucket}/{zarr_key}"):
+        yield from _pages(client, bucket, zarr_key)
+
+
+def _pages(client: Any, bucket: str, zarr_key: str) -> Iterator[list[ObjectVersion]]:
     for page in client.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=zarr_key):
         versions = [
             ObjectVersion(

@@ -1,26 +1,37 @@
 """A client for the subset of the DANDI Archive API that zarrdav needs.
 
-It follows pagination (``next`` is absolute), retries connection errors, 429
-and 5xx answers a bounded number of times with backoff (not timeouts: a
-client is already waiting), and sends the API
-token only to the archive's own host: never to S3 or to any other host a
-``next`` link or redirect might name.
+It follows pagination (``next`` is absolute) until it ends, and refuses one
+that does not: a ``next`` already seen, on another host than the archive's,
+or beyond the pages ``count`` allows. It retries connection errors, 429 and
+5xx answers a bounded number of times with backoff (not timeouts: a client
+is already waiting), all within one deadline per call, reads at most
+``max_page_bytes`` of an answer, and sends the API token only to the
+archive's own host: never to S3 or to any other host a ``next`` link or
+redirect might name. Identifiers going into URLs are encoded as path
+segments, so a ``?`` or ``#`` in one stays in it.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
+import orjson
 
 from zarrdav import __version__
-from zarrdav.errors import Forbidden, NotFound, UpstreamError, UpstreamTimeout
+from zarrdav.errors import Forbidden, NotFound, UpstreamError
+from zarrdav.upstreams.http import deadline, http_errors, make_http_client, public_url, read_body
 
+KIND = "archive"
+# Without a ``count`` to go by, a listing stops here: 10,000 pages of 1000
+# is ten times the largest Dandiset.
+_MAX_PAGES = 10_000
 _RETRY_STATUSES = {429, 500, 502, 503, 504}
 
 
@@ -111,38 +122,42 @@ class ArchiveClient:
         retries: int = 3,
         backoff: float = 0.25,
         max_connections: int = 32,
+        max_page_bytes: int = 64 * 2**20,
     ) -> None:
         self.api_url = api_url.rstrip("/")
+        # What answers and links show: the URL without any user info in it.
+        self.public_url = public_url(self.api_url)
         self._host = urlsplit(self.api_url).netloc
         self._token = token
         self._page_size = page_size
+        self._timeout = timeout
         self._retries = retries
         self._backoff = backoff
-        self._client = httpx.Client(
-            timeout=timeout,
+        self._max_page_bytes = max_page_bytes
+        self._client = make_http_client(
+            timeout,
             headers={"User-Agent": f"zarrdav/{__version__} (https://pypi.org/project/zarrdav/)"},
-            limits=httpx.Limits(max_connections=max_connections),
+            max_connections=max_connections,
         )
 
     def dandisets(self) -> Iterator[Dandiset]:
-        for item in self._paginate(f"{self.api_url}/dandisets/", {"ordering": "identifier"}):
+        for item in self._paginate("dandisets/", {"ordering": "identifier"}):
             yield _dandiset(item)
 
     def dandiset(self, dandiset_id: str) -> Dandiset:
-        return _dandiset(self._get_json(f"{self.api_url}/dandisets/{dandiset_id}/"))
+        return _dandiset(self._get_json(_path("dandisets", dandiset_id)))
 
     def published_versions(self, dandiset_id: str) -> list[VersionSummary]:
-        url = f"{self.api_url}/dandisets/{dandiset_id}/versions/"
-        versions = [_version(item) for item in self._paginate(url, {})]
+        versions = [_version(item) for item in self._paginate(_path("dandisets", dandiset_id, "versions"), {})]
         return [v for v in versions if v.version != "draft"]
 
     def version_info(self, dandiset_id: str, version: str) -> VersionSummary:
-        return _version(self._get_json(f"{self.api_url}/dandisets/{dandiset_id}/versions/{version}/info/"))
+        return _version(self._get_json(_path("dandisets", dandiset_id, "versions", version, "info")))
 
     def version_metadata(self, dandiset_id: str, version: str) -> dict[str, Any]:
-        document = self._get_json(f"{self.api_url}/dandisets/{dandiset_id}/versions/{version}/")
+        document = self._get_json(_path("dandisets", dandiset_id, "versions", version))
         if not isinstance(document, dict):
-            raise UpstreamError(f"version metadata of {dandiset_id}/{version} is not an object")
+            raise UpstreamError(f"{KIND}: version metadata of {dandiset_id}/{version} is not an object")
         return document
 
     def at_path(self, dandiset_id: str, version: str, path: str) -> list[AtPathItem]:
@@ -150,10 +165,10 @@ class ArchiveClient:
         params = {"dandiset_id": dandiset_id, "version_id": version, "metadata": "true", "children": "true"}
         if path:  # the archive refuses a blank path; no path means the root
             params["path"] = path
-        return [_at_path_item(item) for item in self._paginate(f"{self.api_url}/webdav/assets/atpath/", params)]
+        return [_at_path_item(item) for item in self._paginate("webdav/assets/atpath/", params)]
 
     def zarr(self, zarr_id: str) -> ZarrRecord:
-        item = self._get_json(f"{self.api_url}/zarr/{zarr_id}/")
+        item = self._get_json(f"zarr/{quote(zarr_id, safe='')}/")
         try:
             checksum = item.get("checksum")
             return ZarrRecord(
@@ -161,60 +176,87 @@ class ArchiveClient:
                 checksum=checksum if isinstance(checksum, str) else None,
             )
         except (KeyError, TypeError, AttributeError):
-            raise UpstreamError(f"the archive answered an invalid record for Zarr {zarr_id}") from None
+            raise UpstreamError(f"{KIND}: the archive answered an invalid record for Zarr {zarr_id}") from None
 
-    def _paginate(self, url: str, params: dict[str, str]) -> Iterator[Any]:
-        next_url: str | None = url
+    def _paginate(self, path: str, params: dict[str, str]) -> Iterator[Any]:
+        """Every result of a listing, page after page, until ``next`` is null.
+
+        A ``next`` already followed, on another host, or past what ``count``
+        allows would go on for ever (each page looks fine): the listing ends
+        with an error instead.
+        """
+        next_url: str | None = f"{self.api_url}/{path}"
         query: dict[str, str] | None = {**params, "page_size": str(self._page_size)}
+        seen: set[str] = set()
+        allowed = _MAX_PAGES
         while next_url:
-            page = self._get_json(next_url, query)
+            if next_url in seen or urlsplit(next_url).netloc != self._host or len(seen) >= allowed:
+                raise UpstreamError(f"{KIND}: {path}: the archive's pagination does not end")
+            seen.add(next_url)
+            page = self._get_json(next_url, query, where=path)
             query = None  # ``next`` carries the query
             if not isinstance(page, dict) or not isinstance(page.get("results"), list):
-                raise UpstreamError(f"{next_url} did not answer a page of results")
-            yield from page["results"]
+                raise UpstreamError(f"{KIND}: {path} did not answer a page of results")
+            results = page["results"]
+            count = _int(page.get("count"))
+            if len(seen) == 1 and count is not None:
+                allowed = max(1, math.ceil(count / len(results))) if results else 1
+            yield from results
             next_url = page.get("next")
+            if next_url is not None and not isinstance(next_url, str):
+                raise UpstreamError(f"{KIND}: {path}: its next link is not a URL")
 
-    def _get_json(self, url: str, params: dict[str, str] | None = None) -> Any:
+    def _get_json(self, url: str, params: dict[str, str] | None = None, *, where: str | None = None) -> Any:
+        """One call: every attempt and the whole answer within ``timeout``."""
+        if not url.startswith(("http://", "https://")):
+            url = f"{self.api_url}/{url}"
+        where = where or url.removeprefix(f"{self.api_url}/")
         headers = {}
         if self._token and urlsplit(url).netloc == self._host:
             headers["Authorization"] = f"token {self._token}"
-        for attempt in range(self._retries + 1):
-            last = attempt == self._retries
-            try:
-                response = self._client.get(url, params=params, headers=headers)
-            except httpx.TimeoutException:
-                # Not retried: the client waiting on us would wait the timeout again and again.
-                raise UpstreamTimeout(f"the archive did not answer in time ({url})") from None
-            except httpx.HTTPError as error:
-                if last:
-                    raise UpstreamError(f"the archive is unreachable ({error.__class__.__name__})") from None
-            else:
-                if response.status_code not in _RETRY_STATUSES or last:
-                    return _json(response)
-            time.sleep(self._backoff * 2**attempt)
+        end = time.monotonic() + self._timeout
+        with deadline(self._timeout), http_errors(KIND, where):
+            for attempt in range(self._retries + 1):
+                last = attempt == self._retries
+                try:
+                    with self._client.stream("GET", url, params=params, headers=headers) as response:
+                        if response.status_code not in _RETRY_STATUSES or last:
+                            return _json(response, read_body(response, self._max_page_bytes, KIND, where), where)
+                except httpx.TimeoutException:
+                    raise  # not retried: the client waiting on us would wait the timeout again and again
+                except httpx.HTTPError:
+                    if last:
+                        raise
+                time.sleep(min(self._backoff * 2**attempt, max(0.0, end - time.monotonic())))
         raise AssertionError("unreachable")
 
 
-def _json(response: httpx.Response) -> Any:
+def _path(*segments: str) -> str:
+    """An API path from identifiers, each encoded as one path segment."""
+    return "".join(f"{quote(segment, safe='')}/" for segment in segments)
+
+
+def _json(response: httpx.Response, body: bytes, where: str) -> Any:
     status = response.status_code
     if status == 404:
-        raise NotFound(_detail(response) or f"{response.url} not found")
+        raise NotFound(_detail(body) or f"{KIND}: {where} not found")
     if status in (401, 403):
-        raise Forbidden(_detail(response) or "the archive refused access")
+        raise Forbidden(_detail(body) or f"{KIND}: {where}: the archive refused access")
     if status != 200:
-        raise UpstreamError(f"the archive answered {status} for {response.url.path}")
+        raise UpstreamError(f"{KIND}: {where}: answered {status}")
     try:
-        return response.json()
-    except ValueError:
-        raise UpstreamError(f"the archive answered invalid JSON for {response.url.path}") from None
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise UpstreamError(f"{KIND}: {where}: invalid JSON") from error
 
 
-def _detail(response: httpx.Response) -> str | None:
+def _detail(body: bytes) -> str | None:
+    """The archive's own message, when it is one line of printable text."""
     try:
-        detail = response.json().get("detail")
-    except (ValueError, AttributeError):
+        detail = orjson.loads(body).get("detail")
+    except (orjson.JSONDecodeError, AttributeError):
         return None
-    return detail if isinstance(detail, str) else None
+    return detail if isinstance(detail, str) and detail.isprintable() else None
 
 
 def _time(value: Any) -> datetime | None:

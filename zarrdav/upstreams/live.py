@@ -2,20 +2,21 @@
 
 What is shown here is whatever S3 holds now, without version ids: it is only
 used where the missing-manifest policy allows it, and always marked as such.
+Listings go to the bucket and endpoint of the configured Zarr base URL
+only, never to a host an asset's metadata names.
 """
 
 from __future__ import annotations
 
-import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, ReadTimeoutError
-
 from zarrdav.errors import NotFound, UpstreamError, UpstreamTimeout
-from zarrdav.upstreams.s3 import make_s3_client
+from zarrdav.upstreams.s3 import S3_ATTEMPTS, make_s3_client, s3_errors
+from zarrdav.upstreams.values import header_value
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,77 +62,75 @@ LiveEntry = LiveFile | LiveDirectory
 
 
 class LiveZarrs:
-    """Lists and looks up entries under a Zarr's S3 prefix, anonymously."""
+    """Lists and looks up entries under a Zarr's S3 prefix, anonymously.
 
-    def __init__(self) -> None:
-        self._clients: dict[str | None, Any] = {}
-        self._lock = threading.Lock()
+    A Zarr's prefix is ``<zarr base>/<zarr_id>/``, on the base's own bucket.
+    """
 
-    def lookup(self, zarr_url: str, entry: str) -> LiveEntry:
-        """The file or directory at ``entry`` ("" for the root) under ``zarr_url``."""
-        location = parse_s3_url(zarr_url)
-        prefix = location.key.rstrip("/") + "/"
+    def __init__(self, zarr_base_url: str, *, timeout: float = 30.0, max_entries: int = 1_000_000) -> None:
+        self._base = parse_s3_url(zarr_base_url.rstrip("/") + "/")
+        self._client = make_s3_client(self._base.endpoint, anonymous=True, timeout=timeout / S3_ATTEMPTS)
+        self._timeout = timeout
+        self._max_entries = max_entries
+
+    def lookup(self, zarr_id: str, entry: str) -> LiveEntry:
+        """The file or directory at ``entry`` ("" for the root) of the Zarr."""
+        prefix = self._prefix(zarr_id)
         if not entry:
             return LiveDirectory("")
         key = prefix + entry.rstrip("/")
-        page = self._list(location, key, delimiter=None, max_keys=2)
+        page = self._list(key, delimiter=None, max_keys=2)
         for item in page.get("Contents", []):
             if item["Key"] == key and not entry.endswith("/"):
-                return self._file(location, prefix, item)
+                return self._file(prefix, item)
             if item["Key"].startswith(key + "/"):
                 return LiveDirectory(entry.rstrip("/"))
-        more = self._list(location, key + "/", delimiter=None, max_keys=1)
+        more = self._list(key + "/", delimiter=None, max_keys=1)
         if more.get("Contents"):
             return LiveDirectory(entry.rstrip("/"))
-        raise NotFound(f"nothing at {entry!r} in the live Zarr at {zarr_url}")
+        raise NotFound(f"nothing at {entry!r} in the live Zarr {zarr_id}")
 
-    def children(self, zarr_url: str, directory: str) -> list[LiveEntry]:
-        location = parse_s3_url(zarr_url)
-        prefix = location.key.rstrip("/") + "/"
+    def children(self, zarr_id: str, directory: str) -> list[LiveEntry]:
+        prefix = self._prefix(zarr_id)
         folder = prefix + (f"{directory}/" if directory else "")
         entries: list[LiveEntry] = []
         token: str | None = None
+        end = time.monotonic() + self._timeout
         while True:
-            page = self._list(location, folder, delimiter="/", token=token)
+            page = self._list(folder, delimiter="/", token=token)
             entries += [LiveDirectory(p["Prefix"][len(prefix) :].rstrip("/")) for p in page.get("CommonPrefixes", [])]
-            entries += [self._file(location, prefix, item) for item in page.get("Contents", [])]
+            entries += [self._file(prefix, item) for item in page.get("Contents", [])]
             token = page.get("NextContinuationToken")
             if not token:
                 break
+            if len(entries) > self._max_entries:
+                raise UpstreamError(f"S3: s3://{self._base.bucket}/{folder}: more than {self._max_entries} entries")
+            if time.monotonic() > end:
+                raise UpstreamTimeout(f"S3: s3://{self._base.bucket}/{folder}: no complete listing in time")
         return sorted(entries, key=lambda entry: entry.path)
 
-    def _file(self, location: S3Location, prefix: str, item: dict[str, Any]) -> LiveFile:
+    def _prefix(self, zarr_id: str) -> str:
+        if not zarr_id or "/" in zarr_id or zarr_id in (".", ".."):
+            raise UpstreamError(f"the archive names an invalid Zarr id {zarr_id!r}")
+        return f"{self._base.key}{zarr_id}/"
+
+    def _file(self, prefix: str, item: dict[str, Any]) -> LiveFile:
         path = item["Key"][len(prefix) :]
         return LiveFile(
             path=path,
             size=item["Size"],
             modified=item["LastModified"],
-            etag=item["ETag"].strip('"'),
-            url=f"{location.base_url}/{quote(item['Key'])}",
+            etag=header_value(item["ETag"].strip('"'), "ETag", f"S3: {item['Key']!r}"),
+            url=f"{self._base.base_url}/{quote(item['Key'])}",
         )
 
     def _list(
-        self, location: S3Location, prefix: str, *, delimiter: str | None,
-        max_keys: int = 1000, token: str | None = None,
+        self, prefix: str, *, delimiter: str | None, max_keys: int = 1000, token: str | None = None,
     ) -> dict[str, Any]:
-        arguments: dict[str, Any] = {"Bucket": location.bucket, "Prefix": prefix, "MaxKeys": max_keys}
+        arguments: dict[str, Any] = {"Bucket": self._base.bucket, "Prefix": prefix, "MaxKeys": max_keys}
         if delimiter:
             arguments["Delimiter"] = delimiter
         if token:
             arguments["ContinuationToken"] = token
-        where = f"s3://{location.bucket}/{prefix}"
-        try:
-            return dict(self._client(location.endpoint).list_objects_v2(**arguments))
-        except (ConnectTimeoutError, ReadTimeoutError):
-            raise UpstreamTimeout(f"{where}: S3 timed out") from None
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "")
-            raise UpstreamError(f"{where}: S3 error {code}") from None
-        except BotoCoreError as error:
-            raise UpstreamError(f"{where}: {error}") from None
-
-    def _client(self, endpoint: str | None) -> Any:
-        with self._lock:
-            if endpoint not in self._clients:
-                self._clients[endpoint] = make_s3_client(endpoint, anonymous=True)
-            return self._clients[endpoint]
+        with s3_errors(f"s3://{self._base.bucket}/{prefix}"):
+            return dict(self._client.list_objects_v2(**arguments))
