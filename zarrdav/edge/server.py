@@ -23,6 +23,7 @@ from zarrdav.edge.requestlog import LOG_FORMAT, RequestLog
 from zarrdav.edge.startup import check_listen, check_startup
 from zarrdav.edge.supervisor import run_workers
 from zarrdav.errors import StartupError
+from zarrdav.upstreams.http import public_url
 
 
 def serve(settings: Settings) -> int:
@@ -135,7 +136,7 @@ def _serve_process(
         ready()
     host, port = server.bind_addr[:2]
     on_cpu = "" if cpu is None else f", CPU {cpu}"
-    print(f"zarrdav serving {settings.manifest_root} on http://{host}:{port}/ (process {os.getpid()}{on_cpu})",
+    print(f"zarrdav serving {public_url(settings.manifest_root)} on http://{host}:{port}/ (process {os.getpid()}{on_cpu})",
           file=sys.stderr, flush=True)
     # The serving loop runs in a thread and is stopped from the main thread:
     # stopping cheroot from inside its own loop (a signal handler) deadlocks.
