@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from cheroot import wsgi
-
 from common import free_port
+
 from zarrdav.edge.connection import Framing, receive_whole_requests
 from zarrdav.edge.server import hold_to_cpu, worker_cpus
 from zarrdav.edge.supervisor import run_workers

@@ -507,7 +507,7 @@ def print_table(header: Sequence[str], rows: Sequence[Sequence[object]], left: i
     cells = [[str(c) for c in header], *[[str(c) for c in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     for n, row in enumerate(cells):
-        padded = (c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+        padded = (c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
         print("  ".join(padded))
         if n == 0:
             print("  ".join("-" * w for w in widths))

@@ -38,6 +38,7 @@ from common import (
     zarr_url,
 )
 from synthetic import write_manifest
+
 from zarrdav.manifests.reader import read_manifest_file
 
 SIZES = (5_000, 10_000, 20_000, 40_000)

@@ -57,6 +57,7 @@ from common import (
     zarr_url,
 )
 from synthetic import write_manifest
+
 from zarrdav.manifests.reader import read_manifest_file
 
 CLIENTS = (1, 16)
@@ -111,11 +112,11 @@ def _in_turns(
     windows, cpu = _take_turns(
         servers, lambda server: run_load(server.port, requests, clients, seconds / WINDOWS), WINDOWS)
     loads = [Load(clients, 0.0) for _ in servers]
-    for total, of_one in zip(loads, windows):
+    for total, of_one in zip(loads, windows, strict=True):
         for window in of_one:
             _add(total, window)
-    ratios = [first.rate / second.rate for first, second in zip(windows[0], windows[1])]
-    per_answer = [used / max(1, load.responses) * 1e6 for used, load in zip(cpu, loads)]
+    ratios = [first.rate / second.rate for first, second in zip(windows[0], windows[1], strict=True)]
+    per_answer = [used / max(1, load.responses) * 1e6 for used, load in zip(cpu, loads, strict=True)]
     return loads, per_answer, ratios
 
 
@@ -163,7 +164,7 @@ def _workers(tree: Path, work: Path, requests: list[Request], threads: int, seco
             list(servers.values()),
             lambda server: wrk_load(server.port, requests, CLIENTS[-1], seconds_each), windows)
     return {key: (load, used / load.seconds)
-            for key, load, used in zip(servers, map(_combined, loads), cpu)}
+            for key, load, used in zip(servers, map(_combined, loads), cpu, strict=True)}
 
 
 def _combined(windows: list[WrkLoad]) -> WrkLoad:
@@ -208,7 +209,7 @@ def run(
         for clients in CLIENTS:
             loads, per_answer, ratios[clients] = _in_turns([zarrdav, bare, bare_one_cpu], requests,
                                                            clients, duration)
-            for name, load, cpu_us in zip(names, loads, per_answer):
+            for name, load, cpu_us in zip(names, loads, per_answer, strict=True):
                 results[name, clients], cpu[name, clients] = load, cpu_us
                 rows.append(_row(name, load, cpu_us))
                 for message in load.first_errors:

@@ -61,6 +61,7 @@ from common import (
 )
 from redirects import redirect_paths, warm
 from synthetic import write_manifest
+
 from zarrdav.config import Settings
 
 # (slowloris, slow PROPFIND bodies); the 512 + 128 is the target level.

@@ -34,7 +34,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.faulty import drip, faulty_upstream, tree_backend, wsgi_backend  # noqa: E402
 from tests.servers import zarrdav_process  # noqa: E402
 from tests.test_faults import (  # noqa: E402
-    BODY, CHECKSUM, RELEASED, ZARR, ZARR_BASE, ZARR_ROOT, archive_data, peak_rss,
+    BODY,
+    CHECKSUM,
+    RELEASED,
+    ZARR,
+    ZARR_BASE,
+    ZARR_ROOT,
+    archive_data,
+    peak_rss,
 )
 from zarrdav.demo.archive import create_archive_app  # noqa: E402
 from zarrdav.manifests.layout import manifest_path  # noqa: E402

@@ -148,15 +148,6 @@ def zarrdav_process(
     say) would be unknown settings to it. Its manifest index is a fresh
     temporary directory, never the user's, unless ``args`` give ``--index-dir``.
     """
-    with zarrdav_process(*args, log=log, env=env) as (url, _):
-        yield url
-
-
-@contextmanager
-def zarrdav_process(
-    *args: str, log: Path | None = None, env: Mapping[str, str] | None = None
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`zarrdav_server`, yielding its process too, for tests that signal it."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "zarrdav", "serve", "--host", "127.0.0.1", "--port", str(port)]

@@ -129,6 +129,6 @@ def test_broken_manifests_do_not_use_up_the_parse_slots(
     cache = ManifestCache(counting, max_bytes=2**30, listing_ttl=60, index=index)
     assert len(ZARRS[1:]) > PARSES_AT_ONCE
     for zarr_id in ZARRS[1:]:
-        assert isinstance(outcome(lambda: cache.manifest(zarr_id, broken)), ManifestError)
+        assert isinstance(outcome(lambda zarr_id=zarr_id: cache.manifest(zarr_id, broken)), ManifestError)
     good = outcome(lambda: cache.manifest(ZARRS[0], checksum))
     assert isinstance(good, Manifest) and good.statistics.entries == 10

@@ -49,9 +49,9 @@ from tests.archive_data import (
 from tests.servers import zarrdav_server
 from tests.test_serve import (
     Answer,
+    Links,
     assert_absent,
     assert_depth1_lists_direct_children,
-    Links,
     assert_plain_error,
     failing_web_server,
     multistatus,

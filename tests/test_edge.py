@@ -4,7 +4,6 @@ line of text while the server goes on serving everyone else."""
 
 from __future__ import annotations
 
-import select
 import signal
 import socket
 import subprocess
@@ -15,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 
 from tests.manifests import sample_manifest

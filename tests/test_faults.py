@@ -362,7 +362,9 @@ def poison(field: str, value: Any) -> Any:
     return change
 
 
-def test_crlf_in_an_archive_etag_is_502_naming_it(archive: FaultyUpstream, archive_server: tuple[httpx.Client, Any]) -> None:
+def test_crlf_in_an_archive_etag_is_502_naming_it(
+    archive: FaultyUpstream, archive_server: tuple[httpx.Client, Any]
+) -> None:
     client, _ = archive_server
     with archive.injected(rewrite(poison("etag", "x\r\nSet-Cookie: pwned=1"), "/atpath/")):
         response = client.get(f"{DRAFT}file0.nwb")
@@ -371,7 +373,9 @@ def test_crlf_in_an_archive_etag_is_502_naming_it(archive: FaultyUpstream, archi
     assert "ETag" in response.text and "file0.nwb" in response.text
 
 
-def test_crlf_in_an_asset_id_stays_inside_the_url(archive: FaultyUpstream, archive_server: tuple[httpx.Client, Any]) -> None:
+def test_crlf_in_an_asset_id_stays_inside_the_url(
+    archive: FaultyUpstream, archive_server: tuple[httpx.Client, Any]
+) -> None:
     client, _ = archive_server
     with archive.injected(rewrite(poison("asset_id", "x\r\nSet-Cookie: pwned=1"), "/atpath/")):
         response = client.get(f"{DRAFT}file0.nwb")
@@ -401,7 +405,9 @@ def test_blob_redirects_only_to_named_hosts(archive: FaultyUpstream, content_url
         assert "Location" in response.text
 
 
-def test_an_empty_answer_about_a_release_heals(archive: FaultyUpstream, archive_server: tuple[httpx.Client, Any]) -> None:
+def test_an_empty_answer_about_a_release_heals(
+    archive: FaultyUpstream, archive_server: tuple[httpx.Client, Any]
+) -> None:
     client, _ = archive_server
     with archive.injected(rewrite(lambda page: {**page, "count": 0, "next": None, "results": []}, "/atpath/")):
         assert "file0.nwb" not in client.get(RELEASED).text
@@ -411,7 +417,9 @@ def test_an_empty_answer_about_a_release_heals(archive: FaultyUpstream, archive_
         time.sleep(0.3)
 
 
-def test_misses_of_one_key_make_one_call(archive: FaultyUpstream, archive_server: tuple[httpx.Client, Any]) -> None:
+def test_misses_of_one_key_make_one_call(
+    archive: FaultyUpstream, archive_server: tuple[httpx.Client, Any]
+) -> None:
     client, _ = archive_server
     start = len(archive.targets)
     with archive.injected(delay("/atpath/", seconds=0.4)), ThreadPoolExecutor(40) as pool:

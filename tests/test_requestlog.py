@@ -10,9 +10,9 @@ import logging
 import os
 import re
 import select
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pytest

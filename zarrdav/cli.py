@@ -8,8 +8,8 @@ import json
 import os
 import sys
 import time
-from dataclasses import fields
 from collections.abc import Callable, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +17,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from zarrdav import __version__
 from zarrdav.config import HELP, ConfigError, Settings, as_toml, load_settings
-from zarrdav.errors import NotFound, ZarrdavError
 from zarrdav.dav.html import human_size
+from zarrdav.edge.server import serve
+from zarrdav.errors import NotFound, ZarrdavError
 from zarrdav.manifests.builder import ManifestStore, build_manifest, zarr_ids
 from zarrdav.manifests.checksum import zarr_checksum
 from zarrdav.manifests.diff import DiffSummary, diff_manifests
@@ -34,7 +35,6 @@ from zarrdav.manifests.verify import Verified, verify_manifest, verify_tree
 from zarrdav.manifests.walk import tree_zarr_ids, zarr_manifests
 from zarrdav.upstreams.archive import ArchiveClient
 from zarrdav.upstreams.s3 import make_s3_client
-from zarrdav.edge.server import serve
 
 Command = Callable[[argparse.Namespace], int]
 

@@ -110,9 +110,9 @@ _RELEASE = re.compile(r"[0-9]+\.[0-9]{6}\.[0-9]{4}")
 
 def parse_route(path: str) -> Route | None:
     """The route of a decoded absolute path (trailing slash ignored), or None."""
-    segments = path.split("/")
-    if segments[0] or len(segments) == 1:
+    if not path.startswith("/"):
         return None  # not absolute
+    segments = path.split("/")
     del segments[0]
     if not segments[-1]:
         del segments[-1]

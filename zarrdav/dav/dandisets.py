@@ -30,14 +30,21 @@ from urllib.parse import quote, urlsplit
 import yaml
 from cachetools import LRUCache, TTLCache
 
-from zarrdav.upstreams.archive import KIND, ArchiveClient, Asset, Dandiset, Folder, VersionSummary
 from zarrdav.dav.resources import Collection, File, Resource
 from zarrdav.dav.zarrs import ZarrViews
 from zarrdav.errors import NotFound, Unavailable
+from zarrdav.routes import (
+    DandisetRoute,
+    DandisetsRoute,
+    ReleasesRoute,
+    Route,
+    VersionRoute,
+    zarr_version_path,
+)
+from zarrdav.upstreams.archive import KIND, ArchiveClient, Asset, Dandiset, Folder, VersionSummary
 from zarrdav.upstreams.flights import Flights, UpstreamGate
 from zarrdav.upstreams.live import LiveDirectory, LiveEntry, LiveZarrs
 from zarrdav.upstreams.values import header_value
-from zarrdav.routes import DandisetRoute, DandisetsRoute, ReleasesRoute, Route, VersionRoute, zarr_version_path
 
 T = TypeVar("T")
 
@@ -99,7 +106,8 @@ class DandisetViews:
                 base = f"/dandisets/{dandiset_id}/"
                 members: list[Resource] = []
                 if dandiset.draft is not None:
-                    members.append(self._version_collection(dandiset_id, f"{base}draft/", "Draft version", dandiset.draft))
+                    members.append(self._version_collection(
+                        dandiset_id, f"{base}draft/", "Draft version", dandiset.draft))
                 if dandiset.most_recent_published is not None:
                     latest = dandiset.most_recent_published
                     members.append(self._version_collection(dandiset_id, f"{base}latest/", "Latest release", latest))
@@ -330,7 +338,8 @@ class DandisetViews:
             return value
 
         with self._gate.waiting(KIND):
-            return self._flights.run(key, call)
+            loaded: T = self._flights.run(key, call)
+            return loaded
 
 
 def _segment(value: str) -> str:

@@ -21,7 +21,6 @@ from zarrdav.routes import (
     zarr_version_path,
 )
 
-
 _DANDISET_ROUTES = (DandisetsRoute, DandisetRoute, ReleasesRoute, VersionRoute)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime
+from itertools import pairwise
 
 from cachetools import LRUCache
 
@@ -22,7 +23,6 @@ from zarrdav.manifests.diff import DiffSummary, summarize
 from zarrdav.manifests.model import ManifestDirectory, ManifestEntry, ManifestFile
 from zarrdav.routes import zarr_version_path
 from zarrdav.upstreams.values import sendable, unsendable
-
 
 # Change counts between two manifests kept: a few dozen bytes each.
 _CHANGES_KEPT = 4096
@@ -47,7 +47,7 @@ class ZarrViews:
             (self.version(zarr_id, checksum) for checksum in checksums),
             key=lambda version: (version.modified or _NEVER, version.name),
         )
-        for older, newer in zip(found, found[1:]):
+        for older, newer in pairwise(found):
             change = self._change(zarr_id, older.etag or "", newer.etag or "")
             newer.details = (
                 f"{newer.details}; since the previous: {change.added:,} added, "

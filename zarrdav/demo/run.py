@@ -27,8 +27,8 @@ from zarrdav.demo.guide import guide
 from zarrdav.demo.s3 import HOST as S3_HOST
 from zarrdav.demo.s3 import create_public_bucket, embedded_s3, s3_client
 from zarrdav.demo.sample import upload_blob, write_ome_zarr, write_traces_zarr
-from zarrdav.errors import ZarrdavError
 from zarrdav.edge.server import serve
+from zarrdav.errors import ZarrdavError
 
 BUCKET = "dandiarchive"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)

@@ -136,7 +136,8 @@ def _serve_process(
         ready()
     host, port = server.bind_addr[:2]
     on_cpu = "" if cpu is None else f", CPU {cpu}"
-    print(f"zarrdav serving {public_url(settings.manifest_root)} on http://{host}:{port}/ (process {os.getpid()}{on_cpu})",
+    print(f"zarrdav serving {public_url(settings.manifest_root)} on http://{host}:{port}/ "
+          f"(process {os.getpid()}{on_cpu})",
           file=sys.stderr, flush=True)
     # The serving loop runs in a thread and is stopped from the main thread:
     # stopping cheroot from inside its own loop (a signal handler) deadlocks.

@@ -111,7 +111,7 @@ class PackedBytes(_Searchable):
         base = offsets[start]
         values = self.blob[base : offsets[stop]].tobytes()  # one copy, then cheap slices
         ends = offsets[start + 1 : stop + 1]
-        return [values[a - base : b - base].decode() for a, b in zip(offsets[start:stop], ends)]
+        return [values[a - base : b - base].decode() for a, b in zip(offsets[start:stop], ends, strict=True)]
 
     @property
     def nbytes(self) -> int:
@@ -203,7 +203,7 @@ class ColumnBuilder:
     def __init__(self, *, digests: bool = False) -> None:
         self._buffer = bytearray()
         self._width: int | None = None  # shared width while there is one
-        self._lengths: array | None = None  # per value, once widths differ
+        self._lengths: array[int] | None = None  # per value, once widths differ
         self._digests = digests
         self._count = 0
 
@@ -235,7 +235,7 @@ class ColumnBuilder:
         if self._count:
             self._width = _MD5_HEX_LENGTH
 
-    def build(self, order: array | None = None) -> BytesColumn:
+    def build(self, order: array[int] | None = None) -> BytesColumn:
         """Freeze the column, optionally reordered by ``order`` (old indices)."""
         blob: bytes | bytearray = self._buffer
         if self._digests:

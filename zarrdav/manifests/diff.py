@@ -133,7 +133,7 @@ def _diff_files(old: Files, new: Files, prefix: str) -> Iterator[Change]:
 def _whole(manifest: Manifest, directory: int, prefix: str, kind: Kind) -> Iterator[Change]:
     """Every file at or under the directory, as added to or removed from the Zarr."""
     names, sizes, _ = _files(manifest, directory)
-    for name, size in zip(names, sizes):
+    for name, size in zip(names, sizes, strict=True):
         yield Change(kind, prefix + name, None if kind == "added" else size, size if kind == "added" else None)
     for name, number in _subdirectories(manifest, directory):
         yield from _whole(manifest, number, f"{prefix}{name}/", kind)

@@ -208,7 +208,7 @@ class Manifest:
             files.names.texts(start, stop),
             files.sizes[start:stop],
             map(_moment, files.mtimes[start:stop]),
-            files.etags.texts(start, stop),
+            files.etags.texts(start, stop), strict=False,
         )
 
     def files(self) -> Iterator[ManifestFile]:

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
-
 import orjson
 
 from zarrdav.errors import ManifestError
@@ -136,7 +135,7 @@ def _read_chunk(chunk: bytes, builder: _Builder, stack: list[int]) -> None:
     runs: list[tuple[int, int, int]] = []  # (first string, end string, directory)
     directory_names: list[int] = []  # their string numbers
     start = 0
-    for position, strings_before in zip(braces[outside].tolist(), (before[outside] // 2).tolist()):
+    for position, strings_before in zip(braces[outside].tolist(), (before[outside] // 2).tolist(), strict=False):
         if data[position] == ord("{"):
             key = strings_before - 1
             if key < start or chunk[ends[key] + 1 : position].strip() != b":":
@@ -449,7 +448,7 @@ class _Builder:
         # A run is in order when no name inside it is out of order with the next.
         disorder = np.concatenate(([0], np.cumsum(~ascending)))
         in_order = (disorder[firsts + counts - 1] == disorder[firsts]).tolist()
-        for (directory, count), ordered, first in zip(runs, in_order, firsts.tolist()):
+        for (directory, count), ordered, first in zip(runs, in_order, firsts.tolist(), strict=False):
             total = self._count
             if self._runs and self._runs[-1][0] == directory and self._runs[-1][2] == total:
                 # One run cut in two, by a chunk boundary or an empty subdirectory.
@@ -519,7 +518,7 @@ class _Builder:
         )
         return table, renumber
 
-    def _file_order(self, table: DirectoryTable, renumber: list[int]) -> array | None:
+    def _file_order(self, table: DirectoryTable, renumber: list[int]) -> array[int] | None:
         """Make each directory's files one sorted range; None if already so."""
         runs_by_directory: dict[int, list[tuple[int, int, bool]]] = {}
         for directory, start, stop, in_order in self._runs:
@@ -555,7 +554,7 @@ class _Builder:
         return "/".join(reversed(parts))
 
 
-def _reordered(values: array, order: array | None) -> array:
+def _reordered(values: array[int], order: array[int] | None) -> array[int]:
     if order is None:
         return values
     reordered = array("q")

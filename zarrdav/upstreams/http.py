@@ -134,7 +134,9 @@ def make_http_client(
 
 
 @contextmanager
-def get(client: httpx.Client, url: str, kind: str, where: str, seconds: float, **options: Any) -> Iterator[httpx.Response]:
+def get(
+    client: httpx.Client, url: str, kind: str, where: str, seconds: float, **options: Any
+) -> Iterator[httpx.Response]:
     """``GET url`` within ``seconds``, its body still to read, its failures as zarrdav errors.
 
     ``kind`` and ``where`` name the upstream and the item in it for messages

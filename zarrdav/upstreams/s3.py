@@ -13,7 +13,6 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError,
 
 from zarrdav.errors import Forbidden, NotFound, UpstreamError, UpstreamTimeout, ZarrdavError
 
-
 # botocore's attempts at each call (its standard retries): a server that must
 # answer within a deadline gives each attempt a third of it.
 S3_ATTEMPTS = 3
