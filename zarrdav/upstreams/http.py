@@ -15,6 +15,7 @@ past the bound either) when it has none.
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from collections.abc import Iterator
@@ -168,15 +169,9 @@ def http_errors(kind: str, where: str) -> Iterator[None]:
 
 def read_body(response: httpx.Response, limit: int, kind: str, where: str) -> bytes:
     """The whole body, refused once it is known to pass ``limit`` bytes."""
-    _refuse_declared(response, limit, kind, where)
-    blocks: list[bytes] = []
-    size = 0
-    for block in response.iter_bytes():
-        size += len(block)
-        if size > limit:
-            raise _too_large(limit, kind, where)
-        blocks.append(block)
-    return b"".join(blocks)
+    sink = io.BytesIO()
+    copy_body(response, sink, limit, kind, where)
+    return sink.getvalue()
 
 
 def copy_body(response: httpx.Response, sink: IO[bytes], limit: int, kind: str, where: str) -> None:
