@@ -185,6 +185,14 @@ def test_bad_framing_is_400_at_once(server: tuple[str, int], framing: tuple[str,
     assert time.monotonic() - started < 5  # "at once": not after a read timeout
 
 
+def test_empty_lines_before_a_request(server: tuple[str, int]) -> None:
+    answers, _ = exchange(server, b"\r\n" + request("GET", f"{ROOT}.zattrs", "Connection: close"))
+    assert [answer.status for answer in answers] == [307]  # one is allowed
+    answers, closed = exchange(server, b"\r\n" * 30000 + request("GET", f"{ROOT}.zattrs"))
+    assert_refused(answers, closed, 400)
+    assert_still_serving(server)
+
+
 def test_an_unknown_transfer_coding_is_501(server: tuple[str, int]) -> None:
     answers, closed = exchange(server, request("PROPFIND", ROOT, "Transfer-Encoding: gzip"))
     assert_refused(answers, closed, 501)

@@ -86,6 +86,12 @@ class Framing:
         self.max_body_bytes = max_body_bytes
 
     def examine(self, buffered: bytes) -> int | Refusal:
+        if buffered.startswith(b"\r\n"):
+            # One empty line before a request is allowed (RFC 9112, 2.2), as
+            # cheroot allows it; more is no request.
+            if buffered.startswith(b"\r\n\r\n"):
+                return Refusal("400 Bad Request", "empty request line")
+            buffered = buffered[2:]
         end = buffered.find(b"\r\n\r\n")
         if end < 0 or end + 4 > self.max_header_bytes:
             if len(buffered) > self.max_header_bytes:
@@ -94,8 +100,6 @@ class Framing:
             return _WAIT
         head = buffered[: end + 2].lower()
         line_end = head.find(b"\r\n")
-        if head.startswith(b"\r\n"):  # one empty line before a request is allowed
-            return self.examine(buffered[2:])
         http11 = head.endswith(b"http/1.1", 0, line_end)
         if b"content-length" not in head and b"transfer-encoding" not in head:
             if http11 and b"\r\nhost:" not in head:
