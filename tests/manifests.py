@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from zarrdav.manifests.checksum import zarr_checksum
+from zarrdav.manifests.layout import manifest_path
 from zarrdav.manifests.model import ManifestFile
 from zarrdav.manifests.writer import render_manifest
 
@@ -67,3 +69,11 @@ def varied_files(seed: int) -> dict[str, ManifestFile]:
             etag=etag,
         )
     return files
+
+
+def one_manifest_tree(root: Path, zarr_id: str, checksum: str, body: bytes) -> Path:
+    """``root`` made a manifest tree holding one manifest."""
+    path = root / manifest_path(zarr_id, checksum)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(body)
+    return root

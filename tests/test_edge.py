@@ -16,10 +16,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.manifests import sample_manifest
+from tests.manifests import one_manifest_tree, sample_manifest
 from tests.servers import free_port, in_process, wait_until_up, zarrdav_server
 from zarrdav.config import Settings
-from zarrdav.manifests.layout import manifest_path
 
 ZARR = "1284a14f-fe4f-4dc3-b10d-48e5db8bf18d"
 CHECKSUM, MANIFEST = sample_manifest()
@@ -30,11 +29,7 @@ PROP_BODY = (b'<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:displa
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("tree")
-    path = root / manifest_path(ZARR, CHECKSUM)
-    path.parent.mkdir(parents=True)
-    path.write_bytes(MANIFEST)
-    return root
+    return one_manifest_tree(tmp_path_factory.mktemp("tree"), ZARR, CHECKSUM, MANIFEST)
 
 
 @pytest.fixture(scope="module")
@@ -81,14 +76,16 @@ def read_answers(connection: socket.socket, timeout: float) -> tuple[list[Answer
             closed = True
             break
         received += data
-    return _split(received), closed
+    return _split(received)[0], closed
 
 
 def _whole(received: bytes) -> bool:
-    return bool(received) and len(_split(received)) > 0 and _rest(received) == b""
+    answers, rest = _split(received)
+    return bool(answers) and rest == b""
 
 
-def _split(received: bytes) -> list[Answer]:
+def _split(received: bytes) -> tuple[list[Answer], bytes]:
+    """The whole answers in ``received``, and what follows them."""
     answers = []
     while b"\r\n\r\n" in received:
         answer = Answer(received)
@@ -97,15 +94,7 @@ def _split(received: bytes) -> list[Answer]:
         answer.body = received[head_length : head_length + length]
         answers.append(answer)
         received = received[head_length + length :]
-    return answers
-
-
-def _rest(received: bytes) -> bytes:
-    while b"\r\n\r\n" in received:
-        answer = Answer(received)
-        head_length = received.index(b"\r\n\r\n") + 4
-        received = received[head_length + int(answer.headers.get("content-length", 0)) :]
-    return received
+    return answers, received
 
 
 def request(method: str, target: str, *headers: str, body: bytes = b"") -> bytes:

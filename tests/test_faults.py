@@ -38,7 +38,7 @@ from tests.faulty import (
     tree_backend,
     wsgi_backend,
 )
-from tests.manifests import sample_manifest
+from tests.manifests import one_manifest_tree, sample_manifest
 from tests.servers import zarrdav_process
 from tests.test_serve import assert_plain_error
 from zarrdav.demo.archive import ArchiveData, Asset, Dandiset, Version, create_archive_app
@@ -90,11 +90,7 @@ def assert_refused(response: httpx.Response, elapsed: float, status: int) -> Non
 
 @pytest.fixture(scope="module")
 def tree_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("tree")
-    target = root / manifest_path(ZARR, CHECKSUM)
-    target.parent.mkdir(parents=True)
-    target.write_bytes(BODY)
-    return root
+    return one_manifest_tree(tmp_path_factory.mktemp("tree"), ZARR, CHECKSUM, BODY)
 
 
 @pytest.fixture(scope="module")

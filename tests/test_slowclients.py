@@ -24,9 +24,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.manifests import sample_manifest
+from tests.manifests import one_manifest_tree, sample_manifest
 from tests.servers import zarrdav_server
-from zarrdav.manifests.layout import manifest_path
 
 ZARR = "1284a14f-fe4f-4dc3-b10d-48e5db8bf18d"
 CHECKSUM, MANIFEST = sample_manifest()
@@ -52,10 +51,7 @@ SLOW_BODY_HEAD = (
 def _zarrdav(tmp_path: Path) -> Iterator[tuple[str, int]]:
     """``zarrdav serve`` over a one-Zarr tree, with a short request timeout;
     yields its URL and the pid of its one process."""
-    tree = tmp_path / "tree"
-    manifest = tree / manifest_path(ZARR, CHECKSUM)
-    manifest.parent.mkdir(parents=True)
-    manifest.write_bytes(MANIFEST)
+    tree = one_manifest_tree(tmp_path / "tree", ZARR, CHECKSUM, MANIFEST)
     log = tmp_path / "zarrdav.log"
     with zarrdav_server(
         "--manifest-root", str(tree), "--zarr-base-url", f"{NOWHERE}/zarr",

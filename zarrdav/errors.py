@@ -4,7 +4,7 @@ Each class carries the HTTP status it is answered with, so the edge needs no
 table of its own: ``NotFound`` is 404, ``UpstreamTimeout`` 504, any other
 ``UpstreamError`` 502. A ``ManifestError`` met while serving is an upstream
 fault too (a broken file in the manifest tree), so it is an ``UpstreamError``.
-The ``ClientError`` branch is what the edge refuses about a request itself
+The ``RequestError`` branch is what the edge refuses about a request itself
 (its size, framing or method) before any handler sees it.
 """
 
@@ -19,17 +19,17 @@ class ZarrdavError(Exception):
     headers: tuple[tuple[str, str], ...] = ()
 
 
-class ClientError(ZarrdavError):
+class RequestError(ZarrdavError):
     """The request itself cannot be answered as sent."""
 
     status = 400
 
 
-class BadRequest(ClientError):
+class BadRequest(RequestError):
     """Malformed: framing, headers or a body zarrdav cannot read."""
 
 
-class MethodNotAllowed(ClientError):
+class MethodNotAllowed(RequestError):
     """A method zarrdav knows and refuses: it is read-only."""
 
     status = 405
@@ -39,31 +39,31 @@ class MethodNotAllowed(ClientError):
         self.headers = (("Allow", allow),)
 
 
-class NotImplementedMethod(ClientError):
+class NotImplementedMethod(RequestError):
     """A method zarrdav does not know at all."""
 
     status = 501
 
 
-class LengthRequired(ClientError):
+class LengthRequired(RequestError):
     """A body was sent in a way zarrdav will not read."""
 
     status = 411
 
 
-class ContentTooLarge(ClientError):
+class ContentTooLarge(RequestError):
     """A request body beyond its limit."""
 
     status = 413
 
 
-class URITooLong(ClientError):
+class URITooLong(RequestError):
     """A request path beyond its limit."""
 
     status = 414
 
 
-class HeadersTooLarge(ClientError):
+class HeadersTooLarge(RequestError):
     """The request line and headers beyond their limit."""
 
     status = 431

@@ -39,8 +39,6 @@ _XML = "application/xml; charset=utf-8"
 class Handlers:
     """Answers every method for the provider's resources: the innermost handler."""
 
-    METHODS = frozenset(("GET", "HEAD", "PROPFIND", "OPTIONS"))
-
     def __init__(self, provider: Provider, max_body_bytes: int) -> None:
         self._provider = provider
         self._max_body_bytes = max_body_bytes
