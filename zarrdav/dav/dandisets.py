@@ -207,6 +207,11 @@ class DandisetViews:
             lambda: {item.path: item for item in self._archive.children(dandiset_id, version, path)},
         )
 
+    def _peek_item(self, dandiset_id: str, version: str, fixed: bool, path: str) -> Folder | Asset | None:
+        """What is at ``path`` as a kept answer says (None: nothing), else ``MISSING``."""
+        found: Folder | Asset | None = self._peek(("item", dandiset_id, version, path), fixed)
+        return found
+
     def _known(self, dandiset_id: str, version: str, fixed: bool, path: str) -> Folder | Asset | None:
         """What is at ``path`` as far as kept answers tell (None: nothing), else ``MISSING``."""
         known = self._peek(("item", dandiset_id, version, path), fixed)
@@ -234,43 +239,48 @@ class DandisetViews:
 
         Assets are leaves (the archive holds nothing under an asset's path),
         so the first asset on the way ends the walk. Warm, the asset or the
-        path is a kept answer: one lookup per segment. Cold, the archive is
-        asked about the path itself; when nothing is there, the path may lie
-        inside a Zarr asset, which is the deepest of its prefixes the archive
-        knows: a prefix named like a Zarr (``.zarr``, ``.ngff``) is asked
-        first, and what it is (a Zarr, a folder, nothing) narrows the search,
-        which goes on by halves. Names only choose what to ask first: what is
-        a Zarr is what the archive says.
+        path is a kept answer (an item of its own, or in its folder's kept
+        listing): one lookup per segment. Cold, the archive is asked about
+        the path itself; when nothing is there, the path may lie inside an
+        asset, which is then the deepest of its prefixes the archive knows.
+        ``_next_probe`` picks which prefix to ask about (one named like a
+        Zarr first, so that a chunk costs two calls), and each answer (an
+        asset, a folder, nothing) narrows the search. Names only choose what
+        to ask first: what is a Zarr is what the archive says, and a Zarr
+        not named like one costs a call or two more, never a listing.
         """
         version, fixed = self._resolve(route)
         dandiset_id, path = route.dandiset_id, route.path.rstrip("/")
         ends = [index for index, char in enumerate(path) if char == "/"]
         ends.append(len(path))
         deepest_folder = -1  # index in ends; -1: the version root
-        for position, end in enumerate(ends):
-            known = self._peek(("item", dandiset_id, version, path[:end]), fixed)
-            if known is None:
-                break  # nothing at a prefix: nothing at the path
-            if isinstance(known, Asset):
-                return self._reached(route, known, path, end, version)
-            if isinstance(known, Folder):
+        # Kept answers about the path and its prefixes: the prefixes
+        # themselves first (a warm chunk's Zarr asset), then their folders'
+        # listings (kept items of their own from then on).
+        for known_at in (self._peek_item, self._known):
+            for position, end in enumerate(ends):
+                known = known_at(dandiset_id, version, fixed, path[:end])
+                if known is None:
+                    raise NotFound(f"nothing at {route.path!r} in Dandiset {route.dandiset_id} {route.version}")
+                if isinstance(known, Asset):
+                    return self._reached(route, known, path, end, version)
+                if isinstance(known, Folder):
+                    deepest_folder = max(deepest_folder, position)
+                    if end == len(path):
+                        return known, "", version
+        found = self._item_at(dandiset_id, version, fixed, path)
+        if found is not None:
+            return found, "", version
+        absent = len(ends) - 1  # the shallowest prefix known to hold nothing
+        while absent - deepest_folder > 1:
+            position = _next_probe(path, ends, deepest_folder, absent)
+            found = self._item_at(dandiset_id, version, fixed, path[:ends[position]])
+            if isinstance(found, Asset):
+                return self._reached(route, found, path, ends[position], version)
+            if isinstance(found, Folder):
                 deepest_folder = position
-                if end == len(path):
-                    return known, "", version
-        else:
-            found = self._item_at(dandiset_id, version, fixed, path)
-            if found is not None:
-                return found, "", version
-            absent = len(ends) - 1  # the shallowest prefix known to hold nothing
-            while absent - deepest_folder > 1:
-                position = _next_probe(path, ends, deepest_folder, absent)
-                found = self._item_at(dandiset_id, version, fixed, path[:ends[position]])
-                if isinstance(found, Asset):
-                    return self._reached(route, found, path, ends[position], version)
-                if isinstance(found, Folder):
-                    deepest_folder = position
-                else:
-                    absent = position
+            else:
+                absent = position
         raise NotFound(f"nothing at {route.path!r} in Dandiset {route.dandiset_id} {route.version}")
 
     def _reached(self, route: VersionRoute, asset: Asset, path: str, end: int, version: str) -> tuple[Asset, str, str]:
@@ -392,14 +402,28 @@ class DandisetViews:
 def _next_probe(path: str, ends: list[int], folder: int, absent: int) -> int:
     """Which prefix to ask about between the deepest known folder and the shallowest known absence.
 
-    The deepest one named like a Zarr first (a Zarr asset is nearly always
-    so named), else the middle one.
+    Names guess what the archive will say: the deepest prefix named like a
+    Zarr (as a Zarr asset nearly always is), else the deepest named like a
+    file (with an extension; folders seldom have one). When the absence is
+    such a name, its parent is likely the deepest folder. Else the middle.
     """
-    for position in range(absent - 1, folder, -1):
-        start = ends[position - 1] + 1 if position else 0
-        if path[start:ends[position]].lower().endswith(_ZARR_SUFFIXES):
-            return position
+    names = [path[ends[position - 1] + 1 if position else 0:ends[position]].lower()
+             for position in range(folder + 1, absent + 1)]
+    for hint in (_looks_like_zarr, _looks_like_file):
+        for offset in range(len(names) - 2, -1, -1):
+            if hint(names[offset]):
+                return folder + 1 + offset
+    if _looks_like_zarr(names[-1]) or _looks_like_file(names[-1]):
+        return absent - 1
     return (folder + absent) // 2
+
+
+def _looks_like_zarr(name: str) -> bool:
+    return name.endswith(_ZARR_SUFFIXES)
+
+
+def _looks_like_file(name: str) -> bool:
+    return name.rfind(".") > 0
 
 
 def _segment(value: str) -> str:
