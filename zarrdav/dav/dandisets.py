@@ -27,6 +27,7 @@ the operator named.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
@@ -54,6 +55,7 @@ from zarrdav.upstreams.values import header_value
 T = TypeVar("T")
 # Names a Zarr asset nearly always has: asked about first when a path may lie inside one.
 _ZARR_SUFFIXES = (".zarr", ".ngff")
+_NAMED_LIKE_ZARR = re.compile(r"\.(?:zarr|ngff)/", re.IGNORECASE)
 
 
 class DandisetViews:
@@ -125,8 +127,7 @@ class DandisetViews:
             case VersionRoute(path=""):
                 version, fixed = self._resolve(route)
                 yaml_file = self._dandiset_yaml(route)
-                children = self._children(route.dandiset_id, version, fixed, "")
-                return [yaml_file, *(self._item(route, item, version) for item in children.values())]
+                return [yaml_file, *self._folder_members(route, version, fixed, "")]
             case VersionRoute():
                 return self._members_inside(route)
         raise NotFound(f"nothing at {collection.path}")
@@ -207,10 +208,14 @@ class DandisetViews:
             lambda: {item.path: item for item in self._archive.children(dandiset_id, version, path)},
         )
 
-    def _peek_item(self, dandiset_id: str, version: str, fixed: bool, path: str) -> Folder | Asset | None:
-        """What is at ``path`` as a kept answer says (None: nothing), else ``MISSING``."""
-        found: Folder | Asset | None = self._peek(("item", dandiset_id, version, path), fixed)
-        return found
+    def _folder_members(self, route: VersionRoute, version: str, fixed: bool, path: str) -> list[Resource]:
+        """The resources of a folder's children, kept as long as its listing: a
+        10,000-asset folder's cost ten times its page's rendering to make."""
+        def build() -> list[Resource]:
+            children = self._children(route.dandiset_id, version, fixed, path)
+            return [self._item(route, child, version) for child in children.values()]
+
+        return self._cached(("members", route.dandiset_id, route.root, version, path), fixed, build)
 
     def _known(self, dandiset_id: str, version: str, fixed: bool, path: str) -> Folder | Asset | None:
         """What is at ``path`` as far as kept answers tell (None: nothing), else ``MISSING``."""
@@ -251,23 +256,35 @@ class DandisetViews:
         """
         version, fixed = self._resolve(route)
         dandiset_id, path = route.dandiset_id, route.path.rstrip("/")
+        # Kept answers about the path's prefixes: a warm chunk's Zarr asset
+        # is one of them (every request comes here). The first prefix named
+        # like a Zarr is nearly always it: one lookup; then all, shallowest first.
+        named = _NAMED_LIKE_ZARR.search(path)
+        if named is not None:
+            known = self._peek(("item", dandiset_id, version, path[:named.end() - 1]), fixed)
+            if isinstance(known, Asset):
+                return self._reached(route, known, path, named.end() - 1, version)
+        end = path.find("/")
+        while end > 0:
+            known = self._peek(("item", dandiset_id, version, path[:end]), fixed)
+            if isinstance(known, Asset):
+                return self._reached(route, known, path, end, version)
+            end = path.find("/", end + 1)
         ends = [index for index, char in enumerate(path) if char == "/"]
         ends.append(len(path))
         deepest_folder = -1  # index in ends; -1: the version root
-        # Kept answers about the path and its prefixes: the prefixes
-        # themselves first (a warm chunk's Zarr asset), then their folders'
-        # listings (kept items of their own from then on).
-        for known_at in (self._peek_item, self._known):
-            for position, end in enumerate(ends):
-                known = known_at(dandiset_id, version, fixed, path[:end])
-                if known is None:
-                    raise NotFound(f"nothing at {route.path!r} in Dandiset {route.dandiset_id} {route.version}")
-                if isinstance(known, Asset):
-                    return self._reached(route, known, path, end, version)
-                if isinstance(known, Folder):
-                    deepest_folder = max(deepest_folder, position)
-                    if end == len(path):
-                        return known, "", version
+        # Then everything kept: items, and the folders' listings (kept items
+        # of their own from then on).
+        for position, end in enumerate(ends):
+            known = self._known(dandiset_id, version, fixed, path[:end])
+            if known is None:
+                raise NotFound(f"nothing at {route.path!r} in Dandiset {route.dandiset_id} {route.version}")
+            if isinstance(known, Asset):
+                return self._reached(route, known, path, end, version)
+            if isinstance(known, Folder):
+                deepest_folder = position
+                if end == len(path):
+                    return known, "", version
         found = self._item_at(dandiset_id, version, fixed, path)
         if found is not None:
             return found, "", version
@@ -308,8 +325,7 @@ class DandisetViews:
         item, rest, version = self._locate(route)
         if isinstance(item, Folder):
             _, fixed = self._resolve(route)
-            children = self._children(route.dandiset_id, version, fixed, item.path)
-            return [self._item(route, child, version) for child in children.values()]
+            return self._folder_members(route, version, fixed, item.path)
         if not item.zarr:
             raise NotFound(f"{item.path} is a file")
         root = f"{route.root}{item.path}/"

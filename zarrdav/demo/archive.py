@@ -3,8 +3,10 @@
 zarrdav's tests run it in place of ``https://api.dandiarchive.org/api``, and
 the offline demo serves it. It answers the subset of the API that zarrdav
 uses (docs/archive-api.md) with the archive's shapes and quirks: absolute
-``next`` links, folder-first ``atpath`` listings, 401/403 on embargoed
-Dandisets, Django REST framework's error bodies.
+``next`` links, folder-first ``atpath`` listings that match a path exactly
+(nothing under an asset's path; a trailing slash allowed for a folder only),
+401/403 on embargoed Dandisets, Django REST framework's error bodies. A
+``Meter`` counts what it is asked and holds each answer back a latency.
 
 Data file (YAML; JSON when the name ends in ``.json``)::
 
