@@ -225,10 +225,11 @@ def run(assets: int = 10_000, seconds: float = 15.0, requests: int = 10, latency
              "--config", str(work / "rclone.conf"), str(work / "disk")],
             work / "rclone.log", port=rclone_port))
         rclone_folder = "/" + big_folder.relative_to(work / "disk").as_posix() + "/"
+        our_folder = dandiset_url(DANDISET, "draft", f"{FOLDER}/")
         listings = {
-            ("PROPFIND Depth 1", "zarrdav"): (zarrdav.port, propfind(dandiset_url(DANDISET, "draft", f"{FOLDER}/"))),
+            ("PROPFIND Depth 1", "zarrdav"): (zarrdav.port, propfind(our_folder)),
             ("PROPFIND Depth 1", "rclone"): (rclone.port, propfind(rclone_folder)),
-            ("HTML page", "zarrdav"): (zarrdav.port, Request("GET", dandiset_url(DANDISET, "draft", f"{FOLDER}/"), 200)),
+            ("HTML page", "zarrdav"): (zarrdav.port, Request("GET", our_folder, 200)),
             ("HTML page", "rclone"): (rclone.port, Request("GET", rclone_folder, 200)),
         }
         connections = {key: http.client.HTTPConnection(HOST, port, timeout=120)
@@ -269,7 +270,8 @@ def run(assets: int = 10_000, seconds: float = 15.0, requests: int = 10, latency
     name = list(cold)[2]
     ours, theirs = cold[name]
     figures.append(Figure("19.3", f"cold {name}, ms zarrdav / direct client",
-                          f"{ours[0] / theirs[0]:.2f} ({ours[0] * 1e3:.0f} / {theirs[0] * 1e3:.0f})", "(not a target)", None))
+                          f"{ours[0] / theirs[0]:.2f} ({ours[0] * 1e3:.0f} / {theirs[0] * 1e3:.0f})",
+                          "(not a target)", None))
     for what in ("PROPFIND Depth 1", "HTML page"):
         ratio = median(times[(what, "zarrdav")]) / median(times[(what, "rclone")])
         figures.append(Figure("19.3", f"warm {what} of the {assets}-asset folder, median zarrdav / rclone",

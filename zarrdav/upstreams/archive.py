@@ -231,21 +231,27 @@ class ArchiveClient:
         """Every result of a listing whose pages are numbered: once the first
         has told the count, the others are fetched ``PAGES_AT_ONCE`` at a time.
 
-        Without a count, or with a ``next`` that is not on the archive's
-        host, the pages are followed one by one.
+        Without a count, or with a ``next`` that is not page 2 of the same
+        listing on the archive's host, the pages are followed one by one.
         """
         end = time.monotonic() + self._timeout
-        results, count, next_url = self._page(f"{self.api_url}/{path}", self._query(params), path)
+        first = f"{self.api_url}/{path}"
+        results, count, next_url = self._page(first, self._query(params), path)
         if next_url is None:
             return results
         allowed = _allowed(count, results)
-        if count is None or urlsplit(next_url).netloc != self._host or allowed > _MAX_PAGES:
+        numbered = urlsplit(next_url)
+        if (count is None or allowed > _MAX_PAGES or numbered.netloc != self._host
+                or numbered.path != urlsplit(first).path
+                or ("page", "2") not in parse_qsl(numbered.query)):
             return [*results, *self._follow(path, next_url, allowed)]
 
         def page(number: int) -> list[Any]:
             with deadline(max(0.0, end - time.monotonic())):
                 found, _, following = self._page(_page_url(next_url, number), None, path)
-            if (following is None) != (number == allowed):
+            if number == allowed and following is not None:
+                raise UpstreamError(f"{KIND}: {path}: the archive's pagination does not end")
+            if number < allowed and following is None:
                 raise UpstreamError(f"{KIND}: {path}: the listing changed while it was read")
             return found
 
