@@ -226,7 +226,7 @@ class DandisetViews:
         if listing is MISSING:
             return MISSING  # type: ignore[no-any-return]
         found: Folder | Asset | None = listing.get(path)
-        self._answers.keep(("item", dandiset_id, version, path), fixed, found)
+        self._keep(("item", dandiset_id, version, path), fixed, found)
         return found
 
     def _item_at(self, dandiset_id: str, version: str, fixed: bool, path: str) -> Folder | Asset | None:
@@ -405,14 +405,18 @@ class DandisetViews:
         """``load()``'s answer, kept without expiry if ``fixed``, else for the TTL (see ``Answers``).
 
         Every key is a tuple of what the archive's answer depends on; answers
-        that depend on who asks (issue 18) add the visitor's identity here
-        and in ``_peek``, the only two ways into the kept answers.
+        that depend on who asks (issue 18) add the visitor's identity here,
+        in ``_peek`` and in ``_keep``, the only ways into the kept answers.
         """
         return self._answers.get(key, fixed, load)
 
     def _peek(self, key: tuple[str, ...], fixed: bool) -> Any:
         """The kept answer for ``key``, or ``MISSING``: never asks the archive."""
         return self._answers.peek(key, fixed)
+
+    def _keep(self, key: tuple[str, ...], fixed: bool, value: Any) -> None:
+        """Keep what another answer told (a folder's child) as the answer for ``key``."""
+        self._answers.keep(key, fixed, value)
 
 
 def _next_probe(path: str, ends: list[int], folder: int, absent: int) -> int:
