@@ -104,6 +104,8 @@ def versions_page() -> tuple[Collection, list[Resource]]:
             size=1394857021,
             modified=at(5),
             details="509 entries; since the previous: 0 added, 0 removed, 3 changed",
+            entries=509,
+            changes=(0, 0, 3),
         ),
         Collection(
             f"{ZARR_DIR}07e1b5a1f0b3e8a3c1e1d9e6d7e50c0c-509--1394855900.zarr/",
@@ -111,6 +113,7 @@ def versions_page() -> tuple[Collection, list[Resource]]:
             size=1394855900,
             modified=at(2),
             details="509 entries",
+            entries=509,
         ),
     ]
     return zarr, children
@@ -260,17 +263,26 @@ def test_missing_values_are_em_dashes() -> None:
 
 
 def test_details_go_in_the_type_cell() -> None:
+    collection, children = zarr_dir_page()
+    children.append(Collection(f"{collection.path}2/", kind="Folder", details="3 assets"))
+    page = Page(render_listing(collection, children))
+    assert [row.cells[1] for row in page.rows if row.cells[0] == "2/"] == ["Folder (3 assets)"]
+
+
+def test_versions_page_shows_dates_entries_sizes_and_changes() -> None:
     page = Page(render_listing(*versions_page()))
-    assert [row.cells[1] for row in page.rows[1:]] == [
-        "Zarr version (509 entries; since the previous: 0 added, 0 removed, 3 changed)",
-        "Zarr version (509 entries)",
+    assert page.headers == ["Version", "Date", "Entries", "Size", "Changes since the previous"]
+    assert [row.cells[1:] for row in page.rows[1:]] == [
+        ["2024-03-05 12:30:05 UTC", "509", "1.3 GiB", "+0 added, \N{MINUS SIGN}0 removed, ~3 changed"],
+        ["2024-03-02 12:30:05 UTC", "509", "1.3 GiB", "first version"],
     ]
 
 
 def test_versions_page_lists_newest_first() -> None:
     collection, children = versions_page()
     names = [row.cells[0] for row in Page(render_listing(collection, children)).rows[1:]]
-    assert names == [f"{CHECKSUM}.zarr/", "07e1b5a1f0b3e8a3c1e1d9e6d7e50c0c-509--1394855900.zarr/"]
+    assert names == [f"{CHECKSUM}.zarr/ newest", "07e1b5a1f0b3e8a3c1e1d9e6d7e50c0c-509--1394855900.zarr/"]
+    names = [name.removesuffix(" newest") for name in names]
     assert names != sorted(names)  # not name order
     collection.newest_first = False
     assert [row.cells[0] for row in Page(render_listing(collection, children)).rows[1:]] == sorted(names)

@@ -40,6 +40,7 @@ body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; max-widt
 @media (max-width: 640px) { body { margin: 0.6rem; } }
 h1 { font-size: 1.3rem; font-weight: normal; overflow-wrap: anywhere; }
 h2 { font-size: 1.05rem; margin: 1.2rem 0 0.4rem; }
+p { overflow-wrap: anywhere; }
 a { color: #0645ad; text-decoration: none; }
 a:hover { text-decoration: underline; }
 .title { font-size: 1.15rem; margin: 0 0 0.6rem; }
