@@ -341,7 +341,8 @@ class Browser:
             pass
 
     def js(self, expression: str) -> Any:
-        return self.call("Runtime.evaluate", in_page=True, expression=expression, returnByValue=True)["result"].get("value")
+        result = self.call("Runtime.evaluate", in_page=True, expression=expression, returnByValue=True)
+        return result["result"].get("value")
 
     def screenshot(self, name: str) -> Path:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -421,7 +422,8 @@ def test_a_zarr_page_gives_a_permanent_url_that_zarr_python_opens(demo: Demo, br
 
 def test_a_versions_page_lists_newest_first_with_what_changed(demo: Demo, browser: Browser) -> None:
     versions = f"{demo.url}zarrs/7b1/e9a/{TRACES_ZARR_ID}/"
-    rows = "[...document.querySelectorAll('#listing tbody tr:not(.parent)')].map(r => [...r.cells].map(c => c.textContent))"
+    rows = ("[...document.querySelectorAll('#listing tbody tr:not(.parent)')]"
+            ".map(r => [...r.cells].map(c => c.textContent))")
     for _ in shown(browser, versions, "versions"):
         headers = browser.js("[...document.querySelectorAll('th')].map(th => th.textContent)")
         assert headers == ["Version", "Date", "Entries", "Size", "Changes since the previous"]
