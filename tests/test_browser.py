@@ -510,3 +510,15 @@ def _files_of(server: str, url: str, folder: str) -> list[str]:
     own = urlsplit(f"{url}/").path
     return [f"{folder}/{href.removeprefix(own + folder + '/').rstrip('/')}" for href in hrefs
             if href.rstrip("/") != (own + folder)]
+
+
+def test_a_release_page_shows_its_title_citation_and_doi(demo: Demo, browser: Browser) -> None:
+    for _ in shown(browser, f"{demo.url}dandisets/{DANDISET}/latest/", "version"):
+        assert text(browser, "p.title") == "zarrdav demo"
+        body = text(browser, "body")
+        assert f"this is release {RELEASE}" in body
+        assert f"(Version {RELEASE}) [Data set]. DANDI Archive." in body
+        doi = browser.js("document.querySelector('a[href^=\"https://doi.org/\"]').textContent")
+        assert doi.endswith(f"/dandi.{DANDISET}/{RELEASE}")
+        permanent = browser.js("[...document.querySelectorAll('a')].map(a => a.getAttribute('href'))")
+        assert f"/dandisets/{DANDISET}/releases/{RELEASE}/" in permanent

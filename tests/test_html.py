@@ -18,7 +18,9 @@ from tests.manifests import one_manifest_tree
 from tests.servers import in_process
 from zarrdav.config import Settings
 from zarrdav.dav.html import accepts_html, human_size, render_listing, url_text
+from zarrdav.dav.pages import collection_page
 from zarrdav.dav.resources import Collection, File, Resource
+from zarrdav.edge.request import Request
 from zarrdav.manifests.checksum import zarr_checksum
 from zarrdav.manifests.model import ManifestFile
 from zarrdav.manifests.writer import render_manifest
@@ -487,3 +489,29 @@ def test_accepts_html(accept: str, html: bool) -> None:
 def test_url_text_is_not_a_url_to_fsspec() -> None:
     shown = url_text("http://h/a?b&c")
     assert shown == "http&#58;//h/a?b&amp;c" and not FSSPEC_TEXT.findall(shown)
+
+
+def version_page(doi: str | None, path: str = "/dandisets/000001/latest/") -> str:
+    version = Collection(path, kind="Latest release", title="A <title>", citation="Doe (2024) A title & more",
+                         doi=doi, version="0.240101.0000")
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "HTTP_ACCEPT": "text/html", "HTTP_HOST": "h:1"}
+    return collection_page(version, [], Request(environ), 1000).decode()
+
+
+def test_a_version_page_shows_title_citation_doi_and_its_release() -> None:
+    page = version_page("10.48324/dandi.000001/0.240101.0000")
+    assert '<p class="title">A &lt;title&gt;</p>' in page
+    assert "<p>Doe (2024) A title &amp; more</p>" in page
+    assert '<a href="https://doi.org/10.48324/dandi.000001/0.240101.0000">' in page
+    assert "this is release <strong>0.240101.0000</strong>" in page
+    assert '<a href="/dandisets/000001/releases/0.240101.0000/">' in page
+
+
+def test_a_doi_that_is_not_one_is_not_linked() -> None:
+    page = version_page('10.48324/x " onclick="alert(1)')
+    assert "doi.org" not in page and "onclick" not in page
+
+
+def test_a_doi_with_markup_is_linked_encoded() -> None:
+    page = version_page('10.48324/x"><b>')
+    assert '<a href="https://doi.org/10.48324/x%22%3E%3Cb%3E">10.48324/x&quot;&gt;&lt;b&gt;</a>' in page
