@@ -20,6 +20,7 @@ import re
 import shutil
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -418,6 +419,8 @@ def test_a_zarr_page_gives_a_permanent_url_that_zarr_python_opens(demo: Demo, br
         assert any(f"--webdav-url {permanent} " in snippet for snippet in snippets)
     group = zarr.open_group(permanent, mode="r")  # the URL as the page shows it
     np.testing.assert_array_equal(group["traces"][...], traces(changed=False))
+    ran = subprocess.run([sys.executable, "-c", snippets[0]], capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0 and "Type        : Group" in ran.stdout, ran.stderr  # the snippet as shown
 
 
 def test_a_versions_page_lists_newest_first_with_what_changed(demo: Demo, browser: Browser) -> None:

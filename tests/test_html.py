@@ -515,3 +515,13 @@ def test_a_doi_that_is_not_one_is_not_linked() -> None:
 def test_a_doi_with_markup_is_linked_encoded() -> None:
     page = version_page('10.48324/x"><b>')
     assert '<a href="https://doi.org/10.48324/x%22%3E%3Cb%3E">10.48324/x&quot;&gt;&lt;b&gt;</a>' in page
+
+
+def test_a_draft_zarr_says_it_is_the_drafts() -> None:
+    path = "/dandisets/000001/draft/a.zarr/"
+    zarr_asset = Collection(path, kind="Zarr", zarr=True, version="draft", etag="c",
+                            links=(("Permanent link", f"{ZARR_DIR}{CHECKSUM}.zarr/"),))
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "HTTP_HOST": "h:1"}
+    page = collection_page(zarr_asset, [], Request(environ), 1000).decode()
+    assert "as the <strong>draft</strong> has it now" in page
+    assert f'id="permanent-url">http&#58;//h:1{ZARR_DIR}{CHECKSUM}.zarr</code>' in page

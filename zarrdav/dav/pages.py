@@ -29,7 +29,7 @@ from zarrdav.dav.html import Paging, accepts_html, escape, ordered, render_listi
 from zarrdav.dav.resources import Collection, Resource
 from zarrdav.edge.request import Request
 from zarrdav.errors import BadRequest, NotFound
-from zarrdav.routes import DandisetsRoute, ManifestRoute, RootRoute, VersionRoute, parse_route
+from zarrdav.routes import DandisetsRoute, ManifestRoute, RootRoute, Route, VersionRoute, parse_route
 
 # A name, IPv4 or bracketed IPv6 address, and an optional port: what a Host may be to be shown.
 _HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
@@ -116,7 +116,7 @@ def _landing(site: str) -> list[str]:
         "<h2>Mount it</h2>",
         "<p>davfs2 (Linux), with <code>use_locks 0</code> and <code>follow_redirect 1</code> in its "
         "configuration (zarrdav's <code>config/davfs2.conf</code>):</p>",
-        _code(f"sudo mount -t davfs -o ro,conf=davfs2.conf {root} /mnt/zarrdav"),
+        _code(f"sudo mount -t davfs -o ro,conf=$PWD/davfs2.conf {root} /mnt/zarrdav"),
         "<p>rclone:</p>",
         _code(f"rclone lsf --webdav-url {root} --webdav-vendor other :webdav:dandisets/\n"
               f"rclone mount --read-only --webdav-url {root} --webdav-vendor other :webdav: /mnt/zarrdav"),
@@ -145,6 +145,9 @@ def _version(collection: Collection, route: VersionRoute, script_name: str) -> l
     elif route.version == "draft" and not route.path:
         parts.append("<p>The draft: it changes as the Dandiset is edited. Published versions, which "
                      "never change, are under <code>releases/</code>.</p>")
+    elif route.version == "draft" and collection.zarr:
+        parts.append("<p>This is the Zarr as the <strong>draft</strong> has it now: the draft may move on, "
+                     "its permanent URL below keeps this state.</p>")
     if route.path:
         return parts  # a Zarr asset inside the version: the version's own page cites it
     if collection.citation:
@@ -155,13 +158,12 @@ def _version(collection: Collection, route: VersionRoute, script_name: str) -> l
     return parts
 
 
-def _zarr(collection: Collection, site: str, route: object) -> list[str]:
+def _zarr(collection: Collection, site: str, route: Route | None) -> list[str]:
     """The Zarr's absolute permanent URL and snippets that open it with it."""
-    links = dict(collection.links)
     if isinstance(route, ManifestRoute):
         permanent: str | None = collection.path
     else:
-        permanent = links.get(_PERMANENT)
+        permanent = dict(collection.links).get(_PERMANENT)
     parts = ["<h2>Open this Zarr</h2>"]
     if permanent is None:
         target = collection.path
