@@ -58,6 +58,7 @@ class File:
     media_type: str | None = None
     details: str | None = None
     pinned: bool = True  # False: redirects to the current object, not a version
+    private: bool = False  # its object is private in the bucket: served presigned (dav/delivery.py)
 
     @property
     def name(self) -> str:
