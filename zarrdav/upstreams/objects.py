@@ -124,7 +124,8 @@ def _kept(response: httpx.Response, where: str) -> list[tuple[str, str]]:
         value = response.headers.get(name)
         if value is None:
             continue
-        if not sendable(value, name) or (name == "Content-Length" and not value.isdigit()):
+        # Checked as any field value: S3's ETag comes quoted, as it is sent on.
+        if not sendable(value, "S3 header") or (name == "Content-Length" and not value.isdigit()):
             raise unsendable(name, f"S3: {where}")
         kept.append((name, value))
     return kept
