@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 import cold_manifest
 import memory
 import propfind
+import proxy
 import redirects
 import slowclients
 from common import Figure, print_figures
@@ -40,15 +41,18 @@ class Plan:
     slow_seconds: float
     slow_levels: tuple[tuple[int, int], ...]
     slow_burst: int
+    proxy_mb: int
+    proxy_clients: int
 
 
 SMOKE = Plan(redirect_seconds=2, propfind_requests=5, cold_entries=200_000,
              memory_manifests=40, memory_seconds=10, memory_cache_mb=16,
              slow_seconds=2, slow_levels=slowclients.QUICK_LEVELS,
-             slow_burst=slowclients.QUICK_BURST)
+             slow_burst=slowclients.QUICK_BURST, proxy_mb=8, proxy_clients=2)
 FULL = Plan(redirect_seconds=30, propfind_requests=20, cold_entries=1_300_000,
             memory_manifests=200, memory_seconds=120, memory_cache_mb=64,
-            slow_seconds=10, slow_levels=slowclients.LEVELS, slow_burst=slowclients.BURST)
+            slow_seconds=10, slow_levels=slowclients.LEVELS, slow_burst=slowclients.BURST,
+            proxy_mb=100, proxy_clients=16)
 
 
 def _machine() -> str:
@@ -74,6 +78,7 @@ def main() -> None:
          lambda: memory.run(plan.memory_manifests, plan.memory_seconds, plan.memory_cache_mb)),
         ("slow clients",
          lambda: slowclients.run(plan.slow_seconds, plan.slow_levels, plan.slow_burst)),
+        ("proxy", lambda: proxy.run(plan.proxy_mb, plan.proxy_clients)),
     ]
     started, load_before = time.perf_counter(), _load_average()
     figures: list[Figure] = []
