@@ -58,6 +58,12 @@ class Settings:
     redirect_hosts: str = "dandiarchive.s3.amazonaws.com"
     upstream_share: float = 0.75
     html_page_size: int = 1000
+    file_delivery: str = "auto"
+    presign_seconds: int = 300
+    s3_sign_region: str = "us-east-1"
+    private_zarrs: str = ""
+    allowed_hosts: str = ""
+    cors_credentialed_origins: str = ""
 
 
 HELP = {
@@ -102,6 +108,17 @@ HELP = {
     "needing one answer 503 at once, so answers from cache keep flowing",
     "html_page_size": "rows per HTML page of a folder for browsers (?page=N); other clients and "
     "PROPFIND always get every row",
+    "file_delivery": "how a file's bytes reach the client: redirect (to S3), proxy (streamed through "
+    "zarrdav) or auto (proxy for clients known not to follow a redirect to another host)",
+    "presign_seconds": "seconds a presigned S3 URL for a private object stays valid",
+    "s3_sign_region": "AWS region of the zarr_base_url's bucket, for presigning (SigV4)",
+    "private_zarrs": "Zarr ids (space-separated) whose objects are private in the bucket: their "
+    "files are served presigned, to every visitor (until per-visitor tokens)",
+    "allowed_hosts": "Host names (space-separated; .example.org for its subdomains; * for any) "
+    "answered; others get 400. Empty: IP addresses, localhost, host, and this machine's name "
+    "when listening on every address",
+    "cors_credentialed_origins": "origins (space-separated, e.g. https://app.example.org) that may "
+    "read answers that depend on credentials, with Access-Control-Allow-Credentials",
 }
 
 
@@ -133,6 +150,7 @@ CHOICES = {
     "blob_redirect": ("archive", "s3"),
     "missing_manifest": ("live-draft", "error"),
     "log_level": ("DEBUG", "INFO", "WARNING", "ERROR"),
+    "file_delivery": ("auto", "redirect", "proxy"),
 }
 
 

@@ -30,9 +30,13 @@ _NEVER = datetime.min.replace(tzinfo=UTC)
 
 
 class ZarrViews:
-    def __init__(self, manifests: ManifestCache, zarr_base_url: str) -> None:
+    def __init__(
+        self, manifests: ManifestCache, zarr_base_url: str, private_zarrs: frozenset[str] = frozenset()
+    ) -> None:
         self.manifests = manifests
         self._zarr_base_url = zarr_base_url.rstrip("/")
+        # Zarrs whose objects the bucket refuses to anonymous readers.
+        self._private_zarrs = private_zarrs
         # Manifests never change, so neither does what changed between two of them.
         self._changes: LRUCache[tuple[str, str, str], DiffSummary] = LRUCache(_CHANGES_KEPT)
         self._changes_lock = threading.Lock()
@@ -145,4 +149,5 @@ class ZarrViews:
             modified=file.last_modified,
             etag=file.etag,
             location=location,
+            private=zarr_id in self._private_zarrs,
         )
