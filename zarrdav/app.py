@@ -22,6 +22,7 @@ from zarrdav.dav.provider import Provider
 from zarrdav.dav.zarrs import ZarrViews
 from zarrdav.edge.answer import Answer
 from zarrdav.edge.hosts import allowed_hosts
+from zarrdav.edge.identity import identify
 from zarrdav.edge.layers import Handler, Layer, answer_safely, cors, limits, request_log, stacked
 from zarrdav.edge.request import Request
 from zarrdav.edge.requestlog import RequestLog
@@ -54,10 +55,9 @@ def create_app(settings: Settings) -> Edge:
         ManifestIndex(index_dir, settings.index_max_mb * 2**20, tree.root) if settings.index_dir else None
     )
     cache = ManifestCache(tree, settings.manifest_cache_mb * 2**20, settings.listing_ttl, index, gate)
-    zarrs = ZarrViews(cache, settings.zarr_base_url, frozenset(settings.private_zarrs.split()))
+    zarrs = ZarrViews(cache, settings.zarr_base_url)
     archive = ArchiveClient(
         settings.api_url,
-        token=settings.api_token or None,
         page_size=settings.archive_page_size,
         timeout=settings.upstream_timeout,
         max_connections=settings.threads,
@@ -89,6 +89,7 @@ def create_app(settings: Settings) -> Edge:
         answer_safely,
         allowed_hosts(settings.allowed_hosts, settings.host),
         limits(settings.max_path_bytes),
+        identify,
     ]
     return Edge(stacked(_dispatch(handlers, WsgiDavHost(handlers)), layers), requests)
 

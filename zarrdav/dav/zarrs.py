@@ -30,13 +30,9 @@ _NEVER = datetime.min.replace(tzinfo=UTC)
 
 
 class ZarrViews:
-    def __init__(
-        self, manifests: ManifestCache, zarr_base_url: str, private_zarrs: frozenset[str] = frozenset()
-    ) -> None:
+    def __init__(self, manifests: ManifestCache, zarr_base_url: str) -> None:
         self.manifests = manifests
         self._zarr_base_url = zarr_base_url.rstrip("/")
-        # Zarrs whose objects the bucket refuses to anonymous readers.
-        self._private_zarrs = private_zarrs
         # Manifests never change, so neither does what changed between two of them.
         self._changes: LRUCache[tuple[str, str, str], DiffSummary] = LRUCache(_CHANGES_KEPT)
         self._changes_lock = threading.Lock()
@@ -95,12 +91,20 @@ class ZarrViews:
         """The entry at ``path`` inside the Zarr shown at ``root``."""
         return self.entry_in(self.manifests.manifest(zarr_id, checksum), zarr_id, checksum, root, path)
 
-    def entry_in(self, manifest: Manifest, zarr_id: str, checksum: str, root: str, path: str) -> Resource:
-        """``entry`` of a manifest the caller already holds (one cache lookup a request)."""
+    def entry_in(
+        self, manifest: Manifest, zarr_id: str, checksum: str, root: str, path: str, *, private: bool = False
+    ) -> Resource:
+        """``entry`` of a manifest the caller already holds (one cache lookup a request).
+
+        ``private``: the Zarr is embargoed and the visitor allowed (only under
+        its Dandiset): its files are served presigned.
+        """
         found = manifest.lookup(path)
         if found is None:
             raise NotFound(f"no entry {path!r} in Zarr {zarr_id} as of {checksum}")
-        return self._resource(zarr_id, root, found)
+        if isinstance(found, ManifestDirectory):
+            return self._resource(zarr_id, root, found)
+        return self._file(zarr_id, root, found, private)
 
     def members(self, zarr_id: str, checksum: str, root: str, path: str) -> list[Resource]:
         """The directory's children in name order, without redirect locations.
@@ -135,7 +139,7 @@ class ZarrViews:
             return Collection(f"{root}{entry.path}/" if entry.path else root, "Directory")
         return self._file(zarr_id, root, entry)
 
-    def _file(self, zarr_id: str, root: str, file: ManifestFile) -> File:
+    def _file(self, zarr_id: str, root: str, file: ManifestFile, private: bool = False) -> File:
         if not sendable(file.etag, "ETag"):
             raise unsendable("ETag", f"manifest tree: Zarr {zarr_id}, entry {file.path!r}")
         location = (
@@ -149,5 +153,5 @@ class ZarrViews:
             modified=file.last_modified,
             etag=file.etag,
             location=location,
-            private=zarr_id in self._private_zarrs,
+            private=private,
         )
