@@ -2,8 +2,8 @@
 
 Two Zarrs, each pinned by a manifest of real object versions: one in a
 bucket anyone may read (DANDI's public data), one in a bucket that refuses
-anonymous readers (embargoed data, marked with ``private_zarrs`` until
-per-visitor tokens decide it). Each key was written twice, and the
+anonymous readers (embargoed data: the Zarr of an embargoed Dandiset of the
+archive double, read by its owner). Each key was written twice, and the
 manifests pin the first version, so bytes of the wrong version show.
 """
 
@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,10 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from tests.archive_data import EMBARGOED_ID, OWNER_TOKEN, _dandiset, _zarr_asset
 from tests.manifests import WHEN, one_manifest_tree
 from tests.servers import zarrdav_server
+from zarrdav.demo.archive import ArchiveData, serve_archive
 from zarrdav.manifests.checksum import zarr_checksum
 from zarrdav.manifests.model import ManifestFile
 from zarrdav.manifests.writer import render_manifest
@@ -34,6 +37,8 @@ CHUNK_BYTES = os.urandom(300_000)  # several 64 KiB chunks of the proxy, and a p
 ATTRS = ".zattrs"
 ATTRS_BYTES = b'{"name": "pinned"}'
 NEON = "cadaver/0.24 neon/0.32.5"
+OWNER = ("anyone", OWNER_TOKEN)  # HTTP Basic: the token as the password
+SECRET_ZARR = "secret.zarr"
 
 
 @dataclass(frozen=True)
@@ -45,7 +50,14 @@ class PinnedZarr:
     etags: dict[str, str]
     tree: Path  # a manifest tree holding its one manifest
 
+    @property
+    def private(self) -> bool:
+        return self.bucket.startswith("private-")
+
     def path(self, entry: str) -> str:
+        """Its entry's path: an embargoed Zarr's under its Dandiset (never presigned under /zarrs/)."""
+        if self.private:
+            return f"/dandisets/{EMBARGOED_ID}/draft/{SECRET_ZARR}/{entry}"
         return f"{zarr_version_path(self.zarr_id, self.checksum)}{entry}"
 
 
@@ -85,13 +97,21 @@ def public(s3: Any, public_bucket: str, tmp_path_factory: pytest.TempPathFactory
     return pin_zarr(s3, public_bucket, tmp_path_factory.mktemp("public-tree"))
 
 
-def serve(s3_endpoint: str, zarr: PinnedZarr, *options: str, log: Path | None = None) -> Any:
-    """``zarrdav serve`` of the Zarr; an embargoed one is marked private."""
-    private = ("--private-zarrs", zarr.zarr_id) if zarr.bucket.startswith("private-") else ()
-    return zarrdav_server(
-        "--manifest-root", str(zarr.tree), "--zarr-base-url", f"{s3_endpoint}/{zarr.bucket}/zarr",
-        "--s3-sign-region", "us-east-1", "--index-dir", "", *private, *options, log=log,
-    )
+@contextmanager
+def serve(s3_endpoint: str, zarr: PinnedZarr, *options: str, log: Path | None = None) -> Iterator[str]:
+    """``zarrdav serve`` of the Zarr; an embargoed one as the Zarr asset of an embargoed Dandiset."""
+    with ExitStack() as stack:
+        archive: tuple[str, ...] = ()
+        if zarr.private:
+            asset = _zarr_asset(SECRET_ZARR, zarr.zarr_id, zarr.checksum, "2024-04-02")
+            dandiset = _dandiset(EMBARGOED_ID, "Under embargo", [("draft", "2024-04-01", (asset,))],
+                                 modified="2024-04-02", embargoed=True)
+            data = ArchiveData((dandiset,), s3_base_url=f"{s3_endpoint}/{zarr.bucket}")
+            archive = ("--api-url", stack.enter_context(serve_archive(data)))
+        yield stack.enter_context(zarrdav_server(
+            "--manifest-root", str(zarr.tree), "--zarr-base-url", f"{s3_endpoint}/{zarr.bucket}/zarr",
+            "--s3-sign-region", "us-east-1", "--index-dir", "", *archive, *options, log=log,
+        ))
 
 
 @dataclass(frozen=True)
@@ -118,7 +138,8 @@ def test_moto_refuses_the_private_objects_to_anonymous_readers(s3_endpoint: str,
 
 def test_private_files_are_redirected_presigned_or_proxied(embargoed_server: Served, embargoed: PinnedZarr) -> None:
     url = embargoed_server.url + embargoed.path(CHUNK)
-    with httpx.Client(timeout=30) as client:
+    assert httpx.get(url, timeout=30).status_code == 401
+    with httpx.Client(timeout=30, auth=OWNER) as client:
         answer = client.get(url)
         assert answer.headers["cache-control"] == "private, no-store"
         assert "access-control-allow-origin" not in answer.headers
@@ -128,21 +149,23 @@ def test_private_files_are_redirected_presigned_or_proxied(embargoed_server: Ser
             location = answer.headers["location"]
             assert "X-Amz-Signature=" in location and f"versionId={embargoed.versions[CHUNK]}" in location
             assert urlsplit(location).path.endswith(f"/zarr/{embargoed.zarr_id}/{CHUNK}")
-            assert client.get(location).content == CHUNK_BYTES
+            assert httpx.get(location).content == CHUNK_BYTES
             head = client.head(url)
             assert head.status_code == 307 and head.headers["location"] != location
-            followed = client.head(head.headers["location"])
+            followed = httpx.head(head.headers["location"])
             assert followed.status_code == 200 and followed.headers["content-length"] == str(len(CHUNK_BYTES))
         else:
             assert answer.status_code == 200 and answer.content == CHUNK_BYTES
         assert client.get(url, follow_redirects=True).content == CHUNK_BYTES
-    # A signed URL is a credential: never written to the log.
-    assert "X-Amz-Signature" not in embargoed_server.log.read_text()
+    # A signed URL is a credential, and so is the token: neither is written to the log.
+    said = embargoed_server.log.read_text()
+    assert "X-Amz-Signature" not in said and OWNER_TOKEN not in said
 
 
 def test_a_listing_is_never_signed(embargoed_server: Served, embargoed: PinnedZarr) -> None:
-    page = httpx.get(embargoed_server.url + embargoed.path("arr/0/"), timeout=30)
+    page = httpx.get(embargoed_server.url + embargoed.path("arr/0/"), timeout=30, auth=OWNER)
     assert page.status_code == 200 and b"X-Amz" not in page.content
+    assert page.headers["cache-control"] == "private, no-store"
 
 
 @pytest.fixture(scope="module")
@@ -158,28 +181,28 @@ def public_proxy(s3_endpoint: str, public: PinnedZarr, tmp_path_factory: pytest.
 
 
 def test_proxied_private_file_keeps_s3s_validators(proxy: str, embargoed: PinnedZarr) -> None:
-    answer = httpx.get(proxy + embargoed.path(CHUNK), timeout=30)
+    answer = httpx.get(proxy + embargoed.path(CHUNK), timeout=30, auth=OWNER)
     assert answer.status_code == 200 and answer.content == CHUNK_BYTES
     assert answer.headers["etag"] == f'"{embargoed.etags[CHUNK]}"'
     assert answer.headers["content-length"] == str(len(CHUNK_BYTES))
     assert "last-modified" in answer.headers and "location" not in answer.headers
-    head = httpx.head(proxy + embargoed.path(CHUNK), timeout=30)
+    head = httpx.head(proxy + embargoed.path(CHUNK), timeout=30, auth=OWNER)
     assert head.status_code == 200 and head.content == b""
     assert head.headers["content-length"] == str(len(CHUNK_BYTES))
 
 
 def test_proxy_passes_ranges_through(proxy: str, embargoed: PinnedZarr) -> None:
     url = proxy + embargoed.path(CHUNK)
-    part = httpx.get(url, headers={"Range": "bytes=70000-200000"}, timeout=30)
+    part = httpx.get(url, headers={"Range": "bytes=70000-200000"}, timeout=30, auth=OWNER)
     assert part.status_code == 206 and part.content == CHUNK_BYTES[70000:200001]
     assert part.headers["content-range"] == f"bytes 70000-200000/{len(CHUNK_BYTES)}"
-    beyond = httpx.get(url, headers={"Range": f"bytes={len(CHUNK_BYTES) + 10}-"}, timeout=30)
+    beyond = httpx.get(url, headers={"Range": f"bytes={len(CHUNK_BYTES) + 10}-"}, timeout=30, auth=OWNER)
     assert beyond.status_code == 416 and beyond.text.count("\n") == 1
 
 
 def test_proxy_answers_not_modified(proxy: str, embargoed: PinnedZarr) -> None:
     url = proxy + embargoed.path(ATTRS)
-    answer = httpx.get(url, headers={"If-None-Match": f'"{embargoed.etags[ATTRS]}"'}, timeout=30)
+    answer = httpx.get(url, headers={"If-None-Match": f'"{embargoed.etags[ATTRS]}"'}, timeout=30, auth=OWNER)
     assert answer.status_code == 304 and answer.content == b""
 
 
@@ -218,9 +241,9 @@ def auto(s3_endpoint: str, embargoed: PinnedZarr, tmp_path_factory: pytest.TempP
 
 def test_auto_proxies_only_for_clients_that_cannot_follow(auto: str, embargoed: PinnedZarr) -> None:
     url = auto + embargoed.path(CHUNK)
-    assert httpx.get(url, timeout=30).status_code == 307
+    assert httpx.get(url, timeout=30, auth=OWNER).status_code == 307
     for agent in (NEON, "Microsoft-WebDAV-MiniRedir/10.0.19045"):
-        answer = httpx.get(url, headers={"User-Agent": agent}, timeout=30)
+        answer = httpx.get(url, headers={"User-Agent": agent}, timeout=30, auth=OWNER)
         assert answer.status_code == 200 and answer.content == CHUNK_BYTES
 
 
@@ -229,13 +252,18 @@ def test_auto_proxies_only_for_clients_that_cannot_follow(auto: str, embargoed: 
 def test_cadaver_gets_the_pinned_bytes_through_auto(auto: str, embargoed: PinnedZarr, tmp_path: Path) -> None:
     target = tmp_path / "chunk"
     folder = auto + embargoed.path("arr/0/")
-    # cadaver reads its commands from standard input when it is not a terminal.
+    # cadaver reads its credentials from ~/.netrc (any login, the token as the password)
+    # and its commands from standard input when it is not a terminal.
+    netrc = tmp_path / ".netrc"
+    netrc.write_text(f"machine 127.0.0.1\nlogin anyone\npassword {OWNER_TOKEN}\n")
+    netrc.chmod(0o600)
     done = subprocess.run(
         ["cadaver", folder], input=f"get 0 {target}\nquit\n", capture_output=True, text=True,
         timeout=60, env={**os.environ, "HOME": str(tmp_path)},
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert target.read_bytes() == CHUNK_BYTES
+    assert OWNER_TOKEN not in done.stdout + done.stderr
 
 
 def test_credentialed_cors_only_for_named_origins(
