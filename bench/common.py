@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from zarrdav.manifests.layout import manifest_path
 from zarrdav.routes import zarr_version_path
@@ -33,7 +34,8 @@ from zarrdav.routes import zarr_version_path
 BENCH = Path(__file__).resolve().parent
 HOST = "127.0.0.1"
 # Nothing listens there: redirects point at it but are never followed, and
-# the archive API is never asked (only /zarrs/ paths are requested).
+# the archive API is never asked unless a benchmark gives its own
+# (``start_zarrdav(api_url=...)``: /dandisets/ paths, ``dandiset_url``).
 NOWHERE = f"http://{HOST}:9"
 ZARRDAV = [sys.executable, "-m", "zarrdav", "serve", "--port", "0",
            "--api-url", f"{NOWHERE}/api", "--zarr-base-url", f"{NOWHERE}/zarr"]
@@ -121,12 +123,15 @@ def _accepts(port: int) -> bool:
     return True
 
 
-def start_zarrdav(manifest_root: Path, log: Path, *options: str, index_dir: Path) -> Server:
+def start_zarrdav(
+    manifest_root: Path, log: Path, *options: str, index_dir: Path, api_url: str | None = None
+) -> Server:
     """``zarrdav serve`` on a free port over the local tree ``manifest_root``,
-    keeping its manifest index in ``index_dir`` (a temporary one, never the user's)."""
+    keeping its manifest index in ``index_dir`` (a temporary one, never the user's),
+    reading the archive at ``api_url`` if given."""
     workers = int(options[options.index("--workers") + 1]) if "--workers" in options else 1
     command = [*ZARRDAV, "--manifest-root", str(manifest_root), "--index-dir", str(index_dir),
-               *options]
+               *(("--api-url", api_url) if api_url else ()), *options]
     return start_server(command, log, processes=workers)
 
 
@@ -154,6 +159,12 @@ def manifest_file(root: Path, zarr_id: str, checksum: str) -> Path:
 def zarr_url(zarr_id: str, checksum: str) -> str:
     """The served path of that Zarr version, ending in ``/``."""
     return zarr_version_path(zarr_id, checksum)
+
+
+def dandiset_url(dandiset_id: str, version: str, path: str) -> str:
+    """The served path of ``path`` in a Dandiset's version (``draft`` or a release), percent-encoded."""
+    where = "draft" if version == "draft" else f"releases/{version}"
+    return f"/dandisets/{dandiset_id}/{where}/{quote(path)}"
 
 
 # --- requests ----------------------------------------------------------------

@@ -1,10 +1,10 @@
-"""Every benchmark in one go, ending with one table of figures against the targets (issues #6, #15).
+"""Every benchmark in one go, ending with one table of figures against the targets (issues #6, #15, #19).
 
     python bench/run_all.py [--smoke]
 
 ``--smoke`` uses short runs and small sizes (for CI; well under two minutes);
-the default is the full run (about eleven minutes). Targets of issue #15
-are numbered 15.3 and 15.9. Misses are printed, never raised: the exit
+the default is the full run (about twelve minutes). Targets of issues #15
+and #19 are numbered <issue>.<point> (15.3, 19.1). Misses are printed, never raised: the exit
 status is 0 whenever every benchmark ran.
 """
 
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import cold_manifest
+import dandisets
 import memory
 import propfind
 import redirects
@@ -40,15 +41,20 @@ class Plan:
     slow_seconds: float
     slow_levels: tuple[tuple[int, int], ...]
     slow_burst: int
+    dandiset_assets: int
+    dandiset_seconds: float
+    dandiset_requests: int
 
 
 SMOKE = Plan(redirect_seconds=2, propfind_requests=5, cold_entries=200_000,
              memory_manifests=40, memory_seconds=10, memory_cache_mb=16,
              slow_seconds=2, slow_levels=slowclients.QUICK_LEVELS,
-             slow_burst=slowclients.QUICK_BURST)
+             slow_burst=slowclients.QUICK_BURST,
+             dandiset_assets=1000, dandiset_seconds=2, dandiset_requests=2)
 FULL = Plan(redirect_seconds=30, propfind_requests=20, cold_entries=1_300_000,
             memory_manifests=200, memory_seconds=120, memory_cache_mb=64,
-            slow_seconds=10, slow_levels=slowclients.LEVELS, slow_burst=slowclients.BURST)
+            slow_seconds=10, slow_levels=slowclients.LEVELS, slow_burst=slowclients.BURST,
+            dandiset_assets=10_000, dandiset_seconds=15, dandiset_requests=10)
 
 
 def _machine() -> str:
@@ -74,6 +80,8 @@ def main() -> None:
          lambda: memory.run(plan.memory_manifests, plan.memory_seconds, plan.memory_cache_mb)),
         ("slow clients",
          lambda: slowclients.run(plan.slow_seconds, plan.slow_levels, plan.slow_burst)),
+        ("dandisets",
+         lambda: dandisets.run(plan.dandiset_assets, plan.dandiset_seconds, plan.dandiset_requests)),
     ]
     started, load_before = time.perf_counter(), _load_average()
     figures: list[Figure] = []
@@ -85,7 +93,7 @@ def main() -> None:
     print(f"\n== figures ({'smoke' if plan is SMOKE else 'full'} run, "
           f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {_machine()}, {elapsed:.0f} s, "
           f"load average {load_before} before, {_load_average()} after)")
-    # "15.3" after "6": targets of issue #15 are numbered <issue>.<point>.
+    # "15.3" after "6": targets of issues #15 and #19 are numbered <issue>.<point>.
     print_figures(sorted(figures, key=lambda f: [int(part) for part in f.target.split(".")]))
 
 

@@ -1,9 +1,13 @@
 """Resources of ``/dandisets/``: Dandisets, versions, folders and assets.
 
-Listings come from the archive's atpath endpoint. A path is resolved from
-the version root down, one cached listing per folder, so every chunk request
-under a Zarr asset reuses the listings of its ancestors, and Zarr assets are
-recognised by what the archive says (``zarr`` set), never by their name.
+Everything comes from the archive's atpath endpoint. A path is resolved by
+asking the archive about that path itself, then, if nothing is there, about
+the Zarr asset it may lie inside (``_locate``): two calls at any depth,
+whatever the size of the folders on the way, which are listed only when
+their listing is asked for. Zarr assets are recognised by what the archive
+says (``zarr`` set), never by their name. Each answer is kept, so a chunk
+request under a known Zarr asset costs a few dict lookups (``Answers``:
+lock-free hits) and one manifest lookup.
 
 A Zarr asset is shown as of the checksum in its metadata, through the same
 ``ZarrViews`` as ``/zarrs/``. Without a manifest for that checksum (not
@@ -13,8 +17,9 @@ policy decides: ``live-draft`` serves a live, unpinned listing under
 everywhere.
 
 Answers about published versions are kept without expiry, except an empty
-listing, which may be a transient fault of the archive: it is kept for
-``ttl`` like a draft's. Concurrent misses of one key make one archive call.
+listing or nothing at a path, which may be a transient fault of the archive:
+those are kept for ``ttl`` like a draft's. Concurrent misses of one key make
+one archive call.
 Values the archive gives for headers (ETags, media types, S3 URLs) are
 checked before use, and a blob redirects straight to S3 only on the hosts
 the operator named.
@@ -22,17 +27,17 @@ the operator named.
 
 from __future__ import annotations
 
-import threading
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import yaml
-from cachetools import LRUCache, TTLCache
 
 from zarrdav.dav.resources import Collection, File, Resource
 from zarrdav.dav.zarrs import ZarrViews
 from zarrdav.errors import NotFound, Unavailable
+from zarrdav.manifests.model import Manifest
 from zarrdav.routes import (
     DandisetRoute,
     DandisetsRoute,
@@ -41,12 +46,16 @@ from zarrdav.routes import (
     VersionRoute,
     zarr_version_path,
 )
+from zarrdav.upstreams.answers import MISSING, Answers
 from zarrdav.upstreams.archive import KIND, ArchiveClient, Asset, Dandiset, Folder, VersionSummary
-from zarrdav.upstreams.flights import Flights, UpstreamGate
+from zarrdav.upstreams.flights import UpstreamGate
 from zarrdav.upstreams.live import LiveDirectory, LiveEntry, LiveZarrs
 from zarrdav.upstreams.values import header_value
 
 T = TypeVar("T")
+# Names a Zarr asset nearly always has: asked about first when a path may lie inside one.
+_ZARR_SUFFIXES = (".zarr", ".ngff")
+_NAMED_LIKE_ZARR = re.compile(r"\.(?:zarr|ngff)/", re.IGNORECASE)
 
 
 class DandisetViews:
@@ -70,10 +79,7 @@ class DandisetViews:
         self._redirect_hosts = frozenset(host.lower() for host in redirect_hosts)
         self._missing_manifest = missing_manifest
         self._gate = gate or UpstreamGate()
-        self._fixed: LRUCache[tuple[Any, ...], Any] = LRUCache(maxsize=50_000)
-        self._fresh: TTLCache[tuple[Any, ...], Any] = TTLCache(maxsize=50_000, ttl=ttl)
-        self._flights: Flights[tuple[Any, ...], Any] = Flights()
-        self._lock = threading.Lock()
+        self._answers = Answers(KIND, self._gate, ttl=ttl)
 
     # -- the two questions a provider asks ------------------------------------
 
@@ -121,8 +127,7 @@ class DandisetViews:
             case VersionRoute(path=""):
                 version, fixed = self._resolve(route)
                 yaml_file = self._dandiset_yaml(route)
-                children = self._children(route.dandiset_id, version, fixed, "")
-                return [yaml_file, *(self._item(route, item, version) for item in children)]
+                return [yaml_file, *self._folder_members(route, version, fixed, "")]
             case VersionRoute():
                 return self._members_inside(route)
         raise NotFound(f"nothing at {collection.path}")
@@ -203,62 +208,140 @@ class DandisetViews:
 
     # -- folders and assets ---------------------------------------------------
 
-    def _children(self, dandiset_id: str, version: str, fixed: bool, path: str) -> list[Folder | Asset]:
-        items = self._cached(
-            ("atpath", dandiset_id, version, path), fixed,
-            lambda: self._archive.at_path(dandiset_id, version, path),
+    def _children(self, dandiset_id: str, version: str, fixed: bool, path: str) -> dict[str, Folder | Asset]:
+        """The folder's children by path, in the archive's order (by path)."""
+        return self._cached(
+            ("children", dandiset_id, version, path), fixed,
+            lambda: {item.path: item for item in self._archive.children(dandiset_id, version, path)},
         )
-        return items if not path else items[1:]  # a folder comes first, then its children
+
+    def _folder_members(self, route: VersionRoute, version: str, fixed: bool, path: str) -> list[Resource]:
+        """The resources of a folder's children, kept as long as its listing: a
+        10,000-asset folder's cost ten times its page's rendering to make."""
+        def build() -> list[Resource]:
+            children = self._children(route.dandiset_id, version, fixed, path)
+            return [self._item(route, child, version) for child in children.values()]
+
+        return self._cached(("members", route.dandiset_id, route.root, version, path), fixed, build)
+
+    def _known(self, dandiset_id: str, version: str, fixed: bool, path: str) -> Folder | Asset | None:
+        """What is at ``path`` as far as kept answers tell (None: nothing), else ``MISSING``."""
+        known = self._peek(("item", dandiset_id, version, path), fixed)
+        if known is not MISSING:
+            return known  # type: ignore[no-any-return]
+        listing = self._peek(("children", dandiset_id, version, path.rpartition("/")[0]), fixed)
+        if listing is MISSING:
+            return MISSING  # type: ignore[no-any-return]
+        found: Folder | Asset | None = listing.get(path)
+        self._keep(("item", dandiset_id, version, path), fixed, found)
+        return found
+
+    def _item_at(self, dandiset_id: str, version: str, fixed: bool, path: str) -> Folder | Asset | None:
+        """What is at ``path``: from kept answers, else one archive call about that path alone."""
+        known = self._known(dandiset_id, version, fixed, path)
+        if known is not MISSING:
+            return known
+        return self._cached(
+            ("item", dandiset_id, version, path), fixed,
+            lambda: self._archive.item_at(dandiset_id, version, path),
+        )
 
     def _locate(self, route: VersionRoute) -> tuple[Folder | Asset, str, str]:
-        """The folder or asset a path reaches, the rest of the path inside a Zarr asset, the version."""
+        """The folder or asset a path reaches, the rest of the path inside a Zarr asset, the version.
+
+        Assets are leaves (the archive holds nothing under an asset's path),
+        so the first asset on the way ends the walk. Warm, the asset or the
+        path is a kept answer (an item of its own, or in its folder's kept
+        listing): one lookup per segment. Cold, the archive is asked about
+        the path itself; when nothing is there, the path may lie inside an
+        asset, which is then the deepest of its prefixes the archive knows.
+        ``_next_probe`` picks which prefix to ask about (one named like a
+        Zarr first, so that a chunk costs two calls), and each answer (an
+        asset, a folder, nothing) narrows the search. Names only choose what
+        to ask first: what is a Zarr is what the archive says, and a Zarr
+        not named like one costs a call or two more, never a listing.
+        """
         version, fixed = self._resolve(route)
-        segments = route.path.rstrip("/").split("/")
-        children = self._children(route.dandiset_id, version, fixed, "")
-        prefix = ""
-        for position, segment in enumerate(segments):
-            prefix = f"{prefix}/{segment}" if prefix else segment
-            item = next((child for child in children if child.path == prefix), None)
-            if item is None:
-                break
-            rest = "/".join(segments[position + 1 :])
-            if isinstance(item, Asset):
-                if rest and not item.zarr:
-                    break  # a path under a file
-                return item, rest, version
-            if not rest:
-                return item, "", version
-            children = self._children(route.dandiset_id, version, fixed, prefix)
+        dandiset_id, path = route.dandiset_id, route.path.rstrip("/")
+        # Kept answers about the path's prefixes: a warm chunk's Zarr asset
+        # is one of them (every request comes here). The first prefix named
+        # like a Zarr is nearly always it: one lookup; then all, shallowest first.
+        named = _NAMED_LIKE_ZARR.search(path)
+        if named is not None:
+            known = self._peek(("item", dandiset_id, version, path[:named.end() - 1]), fixed)
+            if isinstance(known, Asset):
+                return self._reached(route, known, path, named.end() - 1, version)
+        end = path.find("/")
+        while end > 0:
+            known = self._peek(("item", dandiset_id, version, path[:end]), fixed)
+            if isinstance(known, Asset):
+                return self._reached(route, known, path, end, version)
+            end = path.find("/", end + 1)
+        ends = [index for index, char in enumerate(path) if char == "/"]
+        ends.append(len(path))
+        deepest_folder = -1  # index in ends; -1: the version root
+        # Then everything kept: items, and the folders' listings (kept items
+        # of their own from then on).
+        for position, end in enumerate(ends):
+            known = self._known(dandiset_id, version, fixed, path[:end])
+            if known is None:
+                raise NotFound(f"nothing at {route.path!r} in Dandiset {route.dandiset_id} {route.version}")
+            if isinstance(known, Asset):
+                return self._reached(route, known, path, end, version)
+            if isinstance(known, Folder):
+                deepest_folder = position
+                if end == len(path):
+                    return known, "", version
+        found = self._item_at(dandiset_id, version, fixed, path)
+        if found is not None:
+            return found, "", version
+        absent = len(ends) - 1  # the shallowest prefix known to hold nothing
+        while absent - deepest_folder > 1:
+            position = _next_probe(path, ends, deepest_folder, absent)
+            found = self._item_at(dandiset_id, version, fixed, path[:ends[position]])
+            if isinstance(found, Asset):
+                return self._reached(route, found, path, ends[position], version)
+            if isinstance(found, Folder):
+                deepest_folder = position
+            else:
+                absent = position
         raise NotFound(f"nothing at {route.path!r} in Dandiset {route.dandiset_id} {route.version}")
+
+    def _reached(self, route: VersionRoute, asset: Asset, path: str, end: int, version: str) -> tuple[Asset, str, str]:
+        """The asset a path reaches at ``path[:end]``, and the rest of the path inside it."""
+        rest = path[end + 1:]
+        if rest and not asset.zarr:
+            raise NotFound(f"nothing at {route.path!r} in Dandiset {route.dandiset_id} {route.version}:"
+                           f" {asset.path!r} is a file")
+        return asset, rest, version
 
     def _inside_version(self, route: VersionRoute) -> Resource:
         item, rest, version = self._locate(route)
         if isinstance(item, Folder) or not item.zarr:
             return self._item(route, item, version)
-        checksum = self._pinned_checksum(route, item)
+        pinned = self._pinned_manifest(route, item)
         if not rest:
-            return self._item(route, item, version, pinned=checksum is not None)
+            return self._item(route, item, version, pinned=pinned is not None)
         root = f"{route.root}{item.path}/"
-        if checksum is None:
+        if pinned is None:
             with self._gate.waiting("S3"):
                 return self._live_resource(root, self._live.lookup(item.zarr, rest))
-        return self._zarrs.entry(item.zarr, checksum, root, rest)
+        return self._zarrs.entry_in(pinned[1], item.zarr, pinned[0], root, rest)
 
     def _members_inside(self, route: VersionRoute) -> list[Resource]:
         item, rest, version = self._locate(route)
         if isinstance(item, Folder):
             _, fixed = self._resolve(route)
-            children = self._children(route.dandiset_id, version, fixed, item.path)
-            return [self._item(route, child, version) for child in children]
+            return self._folder_members(route, version, fixed, item.path)
         if not item.zarr:
             raise NotFound(f"{item.path} is a file")
         root = f"{route.root}{item.path}/"
-        checksum = self._pinned_checksum(route, item)
-        if checksum is None:
+        pinned = self._pinned_manifest(route, item)
+        if pinned is None:
             with self._gate.waiting("S3"):
                 entries = self._live.children(item.zarr, rest)
             return [self._live_resource(root, entry) for entry in entries]
-        return self._zarrs.members(item.zarr, checksum, root, rest)
+        return self._zarrs.members_in(pinned[1], item.zarr, pinned[0], root, rest)
 
     def _item(
         self, route: VersionRoute, item: Folder | Asset, version: str, *, pinned: bool = True
@@ -299,13 +382,12 @@ class DandisetViews:
 
     # -- Zarr assets: pinned or, by policy, live ---------------------------------
 
-    def _pinned_checksum(self, route: VersionRoute, asset: Asset) -> str | None:
-        """The checksum to serve the Zarr asset as of; None where a live view is allowed."""
+    def _pinned_manifest(self, route: VersionRoute, asset: Asset) -> tuple[str, Manifest] | None:
+        """The checksum and manifest to serve the Zarr asset as of; None where a live view is allowed."""
         zarr_id, checksum = asset.zarr or "", asset.zarr_checksum
         if checksum is not None:
             try:
-                self._zarrs.manifests.manifest(zarr_id, checksum)
-                return checksum
+                return checksum, self._zarrs.manifests.manifest(zarr_id, checksum)
             except NotFound:
                 pass
         live_allowed = self._missing_manifest == "live-draft" and route.version == "draft"
@@ -327,27 +409,49 @@ class DandisetViews:
         return File(f"{root}{entry.path}", "File (live)", size=entry.size, modified=entry.modified,
                     etag=entry.etag, location=entry.url, pinned=False)
 
-    def _cached(self, key: tuple[Any, ...], fixed: bool, load: Callable[[], T]) -> T:
-        """``load()``'s answer, kept without expiry if ``fixed``, else for the TTL.
+    def _cached(self, key: tuple[str, ...], fixed: bool, load: Callable[[], T]) -> T:
+        """``load()``'s answer, kept without expiry if ``fixed``, else for the TTL (see ``Answers``).
 
-        Errors are never kept. An empty answer is never kept for ever: an
-        archive recovering from a fault may have answered it.
+        Every key is a tuple of what the archive's answer depends on; answers
+        that depend on who asks (issue 18) add the visitor's identity here,
+        in ``_peek`` and in ``_keep``, the only ways into the kept answers.
         """
-        with self._lock:
-            for cache in (self._fixed, self._fresh) if fixed else (self._fresh,):
-                if key in cache:
-                    return cache[key]  # type: ignore[no-any-return]
+        return self._answers.get(key, fixed, load)
 
-        def call() -> T:
-            value = load()
-            with self._lock:
-                lasting = fixed and not (isinstance(value, list) and not value)
-                (self._fixed if lasting else self._fresh)[key] = value
-            return value
+    def _peek(self, key: tuple[str, ...], fixed: bool) -> Any:
+        """The kept answer for ``key``, or ``MISSING``: never asks the archive."""
+        return self._answers.peek(key, fixed)
 
-        with self._gate.waiting(KIND):
-            loaded: T = self._flights.run(key, call)
-            return loaded
+    def _keep(self, key: tuple[str, ...], fixed: bool, value: Any) -> None:
+        """Keep what another answer told (a folder's child) as the answer for ``key``."""
+        self._answers.keep(key, fixed, value)
+
+
+def _next_probe(path: str, ends: list[int], folder: int, absent: int) -> int:
+    """Which prefix to ask about between the deepest known folder and the shallowest known absence.
+
+    Names guess what the archive will say: the deepest prefix named like a
+    Zarr (as a Zarr asset nearly always is), else the deepest named like a
+    file (with an extension; folders seldom have one). When the absence is
+    such a name, its parent is likely the deepest folder. Else the middle.
+    """
+    names = [path[ends[position - 1] + 1 if position else 0:ends[position]].lower()
+             for position in range(folder + 1, absent + 1)]
+    for hint in (_looks_like_zarr, _looks_like_file):
+        for offset in range(len(names) - 2, -1, -1):
+            if hint(names[offset]):
+                return folder + 1 + offset
+    if _looks_like_zarr(names[-1]) or _looks_like_file(names[-1]):
+        return absent - 1
+    return (folder + absent) // 2
+
+
+def _looks_like_zarr(name: str) -> bool:
+    return name.endswith(_ZARR_SUFFIXES)
+
+
+def _looks_like_file(name: str) -> bool:
+    return name.rfind(".") > 0
 
 
 def _segment(value: str) -> str:

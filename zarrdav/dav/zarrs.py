@@ -20,7 +20,7 @@ from zarrdav.dav.resources import Collection, File, Resource
 from zarrdav.errors import NotFound
 from zarrdav.manifests.cache import ManifestCache
 from zarrdav.manifests.diff import DiffSummary, summarize
-from zarrdav.manifests.model import ManifestDirectory, ManifestEntry, ManifestFile
+from zarrdav.manifests.model import Manifest, ManifestDirectory, ManifestEntry, ManifestFile
 from zarrdav.routes import zarr_version_path
 from zarrdav.upstreams.values import sendable, unsendable
 
@@ -89,7 +89,11 @@ class ZarrViews:
 
     def entry(self, zarr_id: str, checksum: str, root: str, path: str) -> Resource:
         """The entry at ``path`` inside the Zarr shown at ``root``."""
-        found = self.manifests.manifest(zarr_id, checksum).lookup(path)
+        return self.entry_in(self.manifests.manifest(zarr_id, checksum), zarr_id, checksum, root, path)
+
+    def entry_in(self, manifest: Manifest, zarr_id: str, checksum: str, root: str, path: str) -> Resource:
+        """``entry`` of a manifest the caller already holds (one cache lookup a request)."""
+        found = manifest.lookup(path)
         if found is None:
             raise NotFound(f"no entry {path!r} in Zarr {zarr_id} as of {checksum}")
         return self._resource(zarr_id, root, found)
@@ -100,7 +104,12 @@ class ZarrViews:
         A listing only shows its members, and a Depth 1 PROPFIND may list
         10,000 chunks: GET resolves an entry afresh through ``entry``.
         """
-        manifest = self.manifests.manifest(zarr_id, checksum)
+        return self.members_in(self.manifests.manifest(zarr_id, checksum), zarr_id, checksum, root, path)
+
+    def members_in(
+        self, manifest: Manifest, zarr_id: str, checksum: str, root: str, path: str
+    ) -> list[Resource]:
+        """``members`` of a manifest the caller already holds."""
         directory = manifest.lookup(path)
         if not isinstance(directory, ManifestDirectory):
             raise NotFound(f"no directory {path!r} in Zarr {zarr_id} as of {checksum}")

@@ -3,8 +3,10 @@
 zarrdav's tests run it in place of ``https://api.dandiarchive.org/api``, and
 the offline demo serves it. It answers the subset of the API that zarrdav
 uses (docs/archive-api.md) with the archive's shapes and quirks: absolute
-``next`` links, folder-first ``atpath`` listings, 401/403 on embargoed
-Dandisets, Django REST framework's error bodies.
+``next`` links, folder-first ``atpath`` listings that match a path exactly
+(nothing under an asset's path; a trailing slash allowed for a folder only),
+401/403 on embargoed Dandisets, Django REST framework's error bodies. A
+``Meter`` counts what it is asked and holds each answer back a latency.
 
 Data file (YAML; JSON when the name ends in ``.json``)::
 
@@ -46,6 +48,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -423,21 +426,57 @@ def _atpath_query(query: dict[str, str]) -> _AtPath:
     return params
 
 
-def _atpath_paths(tree: _Tree, path: str, children: bool) -> list[str]:
-    """What atpath lists: the root's children only; a folder first, then its children."""
+def _atpath_paths(tree: _Tree, asked: str, children: bool) -> list[str]:
+    """What atpath lists: the root's children only; a folder first, then its children.
+
+    As the archive: the path matches exactly (nothing is found under an
+    asset's path, a Zarr's included), and a trailing slash is allowed for a
+    folder, refused for an asset.
+    """
+    path = asked.rstrip("/")
     if path == "":
         return tree.children[""] if children else []
     if path in tree.assets:
+        if asked.endswith("/"):
+            raise _not_found(f"Folder not found at {path}")
         return [path]
     if path in tree.folders:
         return [path, *tree.children[path]] if children else [path]
-    raise _not_found(f"No asset or folder at path {path!r}.")
+    raise _not_found(f"Folder or asset not found at {path}")
+
+
+class Meter:
+    """What the double is asked: requests, body bytes and targets; each answer
+    held back ``latency`` seconds first, as over the internet (benchmarks)."""
+
+    def __init__(self, latency: float = 0.0) -> None:
+        self.latency = latency
+        self.requests = 0
+        self.bytes = 0
+        self.targets: list[str] = []  # path and query of each request, in order
+        self._lock = threading.Lock()
+
+    def record(self, target: str, size: int) -> None:
+        if self.latency:
+            time.sleep(self.latency)
+        with self._lock:
+            self.requests += 1
+            self.bytes += size
+            self.targets.append(target)
+
+    def reset(self) -> tuple[int, int]:
+        """The requests and bytes counted so far, and counting from zero again."""
+        with self._lock:
+            counted = self.requests, self.bytes
+            self.requests, self.bytes, self.targets = 0, 0, []
+            return counted
 
 
 class _ArchiveApp:
     """The WSGI app: routes a request to one handler and turns its answer into JSON."""
 
-    def __init__(self, data: ArchiveData, base_url: str, max_page_size: int) -> None:
+    def __init__(self, data: ArchiveData, base_url: str, max_page_size: int, meter: Meter | None) -> None:
+        self._meter = meter
         self._base_url = base_url.rstrip("/")
         self._prefix = urlsplit(self._base_url).path
         self._max_page_size = max_page_size
@@ -483,6 +522,9 @@ class _ArchiveApp:
             log.exception("the demo archive failed on %s", environ.get("PATH_INFO"))
             response = _Response(500, {"detail": "A server error occurred."})
         body = _encode(response.body)
+        if self._meter is not None:
+            query = environ.get("QUERY_STRING", "")
+            self._meter.record(environ.get("PATH_INFO", "") + (f"?{query}" if query else ""), len(body))
         headers = [("Content-Length", str(len(body))), *response.headers]
         if response.body is not None:
             headers.append(("Content-Type", "application/json"))
@@ -683,31 +725,37 @@ class _ArchiveApp:
         return _Response(302, None, (("Location", target),))
 
 
-def create_archive_app(data: ArchiveData, *, base_url: str, max_page_size: int = 1000) -> WSGIApp:
+def create_archive_app(
+    data: ArchiveData, *, base_url: str, max_page_size: int = 1000, meter: Meter | None = None
+) -> WSGIApp:
     """The archive API over ``data`` as a WSGI app.
 
     ``base_url`` is the API base as clients see it (``http://host:port/api``):
     the app answers under its path and writes it into ``next`` links and
-    filled-in ``contentUrl`` download URLs.
+    filled-in ``contentUrl`` download URLs. ``meter`` counts (and delays) every answer.
     """
-    return _ArchiveApp(data, base_url, max_page_size)
+    return _ArchiveApp(data, base_url, max_page_size, meter)
 
 
 @contextmanager
-def serve_archive(data: ArchiveData, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+def serve_archive(
+    data: ArchiveData, host: str = "127.0.0.1", port: int = 0, meter: Meter | None = None
+) -> Iterator[str]:
     """Serve ``data`` on cheroot in a background thread; yields the API base URL.
 
     The server binds before the app exists, because the app's absolute links
     need the port (``port=0`` picks a free one).
     """
-    server = wsgi.Server((host, port), None, server_name="zarrdav-demo-archive", shutdown_timeout=1)
+    # Threads enough for a client's concurrent listing pages, each held back by the meter's latency.
+    server = wsgi.Server((host, port), None, numthreads=16, server_name="zarrdav-demo-archive",
+                         shutdown_timeout=1)
     server.prepare()
     thread = threading.Thread(target=server.serve, name="demo-archive", daemon=True)
     try:
         bound_host, bound_port = server.bind_addr[:2]
         url_host = f"[{bound_host}]" if ":" in bound_host else bound_host
         base_url = f"http://{url_host}:{bound_port}/api"
-        server.wsgi_app = create_archive_app(data, base_url=base_url)
+        server.wsgi_app = create_archive_app(data, base_url=base_url, meter=meter)
         thread.start()
         yield base_url
     finally:

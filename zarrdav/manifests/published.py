@@ -6,7 +6,6 @@ before collecting garbage, which then frees what only it pinned.
 
 from __future__ import annotations
 
-from zarrdav.errors import NotFound
 from zarrdav.upstreams.archive import ArchiveClient, Asset
 
 
@@ -22,11 +21,7 @@ def manifest_users(archive: ArchiveClient, zarr_id: str) -> dict[str, list[str]]
     if record.checksum:
         users[record.checksum] = ["draft"]
     for version in archive.published_versions(record.dandiset):
-        try:
-            items = archive.at_path(record.dandiset, version.version, record.name)
-        except NotFound:
-            continue
-        for item in items:
-            if isinstance(item, Asset) and item.zarr == zarr_id and item.zarr_checksum:
-                users.setdefault(item.zarr_checksum, []).append(version.version)
+        item = archive.item_at(record.dandiset, version.version, record.name)
+        if isinstance(item, Asset) and item.zarr == zarr_id and item.zarr_checksum:
+            users.setdefault(item.zarr_checksum, []).append(version.version)
     return users

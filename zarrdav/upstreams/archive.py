@@ -16,10 +16,11 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import httpx
 import orjson
@@ -33,6 +34,10 @@ KIND = "archive"
 # is ten times the largest Dandiset.
 _MAX_PAGES = 10_000
 _RETRY_STATUSES = {429, 500, 502, 503, 504}
+# Pages of one listing fetched at once, once its first page told the count:
+# a 10,000-asset folder is 10 pages of 1000, so it comes in two round trips
+# after the first, without one listing taking every connection to the archive.
+PAGES_AT_ONCE = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +142,7 @@ class ArchiveClient:
         self._retries = retries
         self._backoff = backoff
         self._max_page_bytes = max_page_bytes
+        self._pool = ThreadPoolExecutor(PAGES_AT_ONCE, thread_name_prefix="zarrdav-archive-pages")
         self._client = make_http_client(
             timeout,
             headers={"User-Agent": f"zarrdav/{__version__} (https://pypi.org/project/zarrdav/)"},
@@ -163,12 +169,34 @@ class ArchiveClient:
             raise UpstreamError(f"{KIND}: version metadata of {dandiset_id}/{version} is not an object")
         return document
 
-    def at_path(self, dandiset_id: str, version: str, path: str) -> list[AtPathItem]:
-        """The item at ``path`` and, for a folder, its children (folder first)."""
+    def item_at(self, dandiset_id: str, version: str, path: str) -> AtPathItem | None:
+        """The asset or folder at ``path`` (one call, without its children); None if nothing is there."""
+        params = {"dandiset_id": dandiset_id, "version_id": version, "path": path, "metadata": "true"}
+        try:
+            page = self._get_json("webdav/assets/atpath/", params, where="webdav/assets/atpath/")
+        except NotFound:
+            return None
+        results = page.get("results") if isinstance(page, dict) else None
+        if not isinstance(results, list) or len(results) != 1:
+            raise UpstreamError(f"{KIND}: webdav/assets/atpath/ did not answer one item for a path")
+        item = _at_path_item(results[0])
+        if item.path != path:
+            raise UpstreamError(f"{KIND}: webdav/assets/atpath/ answered another path than the one asked")
+        return item
+
+    def children(self, dandiset_id: str, version: str, path: str) -> list[AtPathItem]:
+        """The children of the folder at ``path`` (``""``: the version root), sorted by path."""
         params = {"dandiset_id": dandiset_id, "version_id": version, "metadata": "true", "children": "true"}
         if path:  # the archive refuses a blank path; no path means the root
             params["path"] = path
-        return [_at_path_item(item) for item in self._paginate("webdav/assets/atpath/", params)]
+        items = [_at_path_item(item) for item in self._pages("webdav/assets/atpath/", params)]
+        if path:  # a folder comes first, then its children
+            if items and isinstance(items[0], Asset) and items[0].path == path:
+                raise NotFound(f"{KIND}: {path!r} is a file, not a folder")
+            if not items or items[0].path != path:
+                raise UpstreamError(f"{KIND}: webdav/assets/atpath/ did not answer the folder {path!r} first")
+            items = items[1:]
+        return items
 
     def zarr(self, zarr_id: str) -> ZarrRecord:
         item = self._get_json(f"zarr/{quote(zarr_id, safe='')}/")
@@ -182,32 +210,73 @@ class ArchiveClient:
             raise UpstreamError(f"{KIND}: the archive answered an invalid record for Zarr {zarr_id}") from None
 
     def _paginate(self, path: str, params: dict[str, str]) -> Iterator[Any]:
-        """Every result of a listing, page after page, until ``next`` is null.
+        """Every result of a listing, page after page, until ``next`` is null."""
+        results, count, next_url = self._page(f"{self.api_url}/{path}", self._query(params), path)
+        yield from results
+        yield from self._follow(path, next_url, _allowed(count, results))
+
+    def _follow(self, path: str, next_url: str | None, allowed: int) -> Iterator[Any]:
+        """The results of the pages after the first, following ``next``.
 
         A ``next`` already followed, on another host, or past what ``count``
         allows would go on for ever (each page looks fine): the listing ends
         with an error instead.
         """
-        next_url: str | None = f"{self.api_url}/{path}"
-        query: dict[str, str] | None = {**params, "page_size": str(self._page_size)}
         seen: set[str] = set()
-        allowed = _MAX_PAGES
         while next_url:
-            if next_url in seen or urlsplit(next_url).netloc != self._host or len(seen) >= allowed:
+            if next_url in seen or urlsplit(next_url).netloc != self._host or len(seen) + 1 >= allowed:
                 raise UpstreamError(f"{KIND}: {path}: the archive's pagination does not end")
             seen.add(next_url)
-            page = self._get_json(next_url, query, where=path)
-            query = None  # ``next`` carries the query
-            if not isinstance(page, dict) or not isinstance(page.get("results"), list):
-                raise UpstreamError(f"{KIND}: {path} did not answer a page of results")
-            results = page["results"]
-            count = _int(page.get("count"))
-            if len(seen) == 1 and count is not None:
-                allowed = max(1, math.ceil(count / len(results))) if results else 1
+            results, _, next_url = self._page(next_url, None, path)  # ``next`` carries the query
             yield from results
-            next_url = page.get("next")
-            if next_url is not None and not isinstance(next_url, str):
-                raise UpstreamError(f"{KIND}: {path}: its next link is not a URL")
+
+    def _pages(self, path: str, params: dict[str, str]) -> list[Any]:
+        """Every result of a listing whose pages are numbered: once the first
+        has told the count, the others are fetched ``PAGES_AT_ONCE`` at a time.
+
+        Without a count, or with a ``next`` that is not page 2 of the same
+        listing on the archive's host, the pages are followed one by one.
+        """
+        end = time.monotonic() + self._timeout
+        first = f"{self.api_url}/{path}"
+        results, count, next_url = self._page(first, self._query(params), path)
+        if next_url is None:
+            return results
+        allowed = _allowed(count, results)
+        numbered = urlsplit(next_url)
+        if (count is None or allowed > _MAX_PAGES or numbered.netloc != self._host
+                or numbered.path != urlsplit(first).path
+                or ("page", "2") not in parse_qsl(numbered.query)):
+            return [*results, *self._follow(path, next_url, allowed)]
+
+        def page(number: int) -> list[Any]:
+            with deadline(max(0.0, end - time.monotonic())):
+                found, _, following = self._page(_page_url(next_url, number), None, path)
+            if number == allowed and following is not None:
+                raise UpstreamError(f"{KIND}: {path}: the archive's pagination does not end")
+            if number < allowed and following is None:
+                raise UpstreamError(f"{KIND}: {path}: the listing changed while it was read")
+            return found
+
+        everything = list(results)
+        for found in self._pool.map(page, range(2, allowed + 1)):
+            everything += found
+        if len(everything) != count:
+            raise UpstreamError(f"{KIND}: {path}: the listing changed while it was read")
+        return everything
+
+    def _query(self, params: dict[str, str]) -> dict[str, str]:
+        return {**params, "page_size": str(self._page_size)}
+
+    def _page(self, url: str, query: dict[str, str] | None, path: str) -> tuple[list[Any], int | None, str | None]:
+        """One page of a listing: its results, its count and its next link."""
+        page = self._get_json(url, query, where=path)
+        if not isinstance(page, dict) or not isinstance(page.get("results"), list):
+            raise UpstreamError(f"{KIND}: {path} did not answer a page of results")
+        next_url = page.get("next")
+        if next_url is not None and not isinstance(next_url, str):
+            raise UpstreamError(f"{KIND}: {path}: its next link is not a URL")
+        return page["results"], _int(page.get("count")), next_url
 
     def _get_json(self, url: str, params: dict[str, str] | None = None, *, where: str | None = None) -> Any:
         """One call: every attempt and the whole answer within ``timeout``."""
@@ -232,6 +301,20 @@ class ArchiveClient:
                         raise
                 time.sleep(min(self._backoff * 2**attempt, max(0.0, end - time.monotonic())))
         raise AssertionError("unreachable")
+
+
+def _allowed(count: int | None, first: list[Any]) -> int:
+    """How many pages a listing may have: as many as its count needs, else ``_MAX_PAGES``."""
+    if count is None:
+        return _MAX_PAGES
+    return max(1, math.ceil(count / len(first))) if first else 1
+
+
+def _page_url(next_url: str, number: int) -> str:
+    """Page ``number`` of the listing whose page 2 is ``next_url``: the same query, another page."""
+    parts = urlsplit(next_url)
+    query = [(name, value) for name, value in parse_qsl(parts.query, keep_blank_values=True) if name != "page"]
+    return urlunsplit(parts._replace(query=urlencode([*query, ("page", str(number))])))
 
 
 def _path(*segments: str) -> str:
