@@ -121,7 +121,7 @@ def in_process(settings: Settings) -> Iterator[httpx.Client]:
     logic, in milliseconds and with tracebacks where it breaks."""
     app = create_app(settings)
     try:
-        with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://test") as client:
+        with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://127.0.0.1") as client:
             yield client
     finally:
         app.close()

@@ -260,7 +260,6 @@ def test_dandisets_lists_every_dandiset(client: httpx.Client, archive: Archive) 
         (UNPINNED_ID, ["draft/", "latest/", "releases/"]),
         (UNPUBLISHED_ID, ["draft/"]),
         (EMPTY_ID, ["draft/"]),
-        (EMBARGOED_ID, ["draft/"]),
     ],
 )
 def test_dandiset_has_latest_and_releases_once_published(
@@ -689,56 +688,81 @@ EMBARGOED_PATHS = [
 ]
 
 
+STRANGER_TOKEN = "stranger-token-77e1"
+
+
 @pytest.mark.parametrize("path", EMBARGOED_PATHS)
-def test_embargoed_versions_are_refused_without_a_token(client: httpx.Client, path: str) -> None:
+def test_embargoed_versions_ask_anonymous_visitors_for_a_token(client: httpx.Client, path: str) -> None:
     for response in (client.get(path), propfind(client, path, "0")):
-        assert response.status_code in (401, 403), response.text
+        assert response.status_code == 401, response.text
+        assert response.headers["www-authenticate"] == 'Basic realm="zarrdav"'
         assert_plain_error(response.headers, response.content)
+    assert client.get(EMBARGOED).status_code == 401
 
 
-@pytest.mark.parametrize("how", ["option", "environment"])
-def test_owner_token_serves_the_embargoed_dandiset(
-    serve_args: list[str], archive: Archive, api: str, s3_recorder: Recorder, public_bucket: str,
-    how: str,
+@pytest.mark.parametrize("path", EMBARGOED_PATHS)
+def test_a_token_that_is_not_an_owners_is_refused_with_the_archives_reason(client: httpx.Client, path: str) -> None:
+    for response in (client.get(path, auth=("x", STRANGER_TOKEN)),
+                     propfind(client, path, "0", auth=("x", STRANGER_TOKEN))):
+        assert response.status_code == 403, response.text
+        assert "You do not have permission to perform this action." in response.text
+        assert STRANGER_TOKEN not in response.text and response.text.count("\n") == 1
+        # Asked with credentials: offered to no origin at large.
+        assert "access-control-allow-origin" not in response.headers
+
+
+@pytest.mark.parametrize("authorization", ["Basic !!!", "Basic " + "eA==", "Negotiate abc", "token a\tb"])
+def test_malformed_authorization_is_400(client: httpx.Client, authorization: str) -> None:
+    response = client.get(f"{EMBARGOED}draft/", headers={"Authorization": authorization})
+    assert response.status_code == 400 and response.text.count("\n") == 1, response.text
+
+
+def test_owner_token_serves_the_embargoed_dandiset_to_that_visitor_only(
+    serve_args: list[str], archive: Archive, s3_recorder: Recorder, tmp_path: Path,
 ) -> None:
-    """The token reaches the archive (which answers only owners) and nothing else.
+    """The visitor's token reaches the archive, never S3, a page, a header or the log.
 
-    The embargoed Zarr has no manifest, so zarrdav lists it on S3 itself,
-    at the configured Zarr base URL (the recorder here); redirects name S3
-    and the archive, never the token.
+    Owner, stranger and anonymous visitors interleave: none is ever shown
+    what the archive answered another (the answers are kept per identity).
+    Files are presigned; listings and pages are private answers.
     """
-    args = ["--api-token", OWNER_TOKEN, "--zarr-base-url", f"{s3_recorder.url}/{public_bucket}/zarr"]
-    args = args if how == "option" else args[2:]
-    env = {"ZARRDAV_API_TOKEN": OWNER_TOKEN} if how == "environment" else None
-    unpinned = archive.unpinned[SECRET_ZARR_PATH]
     root = f"{EMBARGOED}draft/"
+    log = tmp_path / "zarrdav.log"
     start = len(s3_recorder.requests)
-    with zarrdav_server(*serve_args, *args, env=env) as url, httpx.Client(
-        base_url=url, timeout=10
-    ) as client:
-        answers = multistatus(propfind(client, root))
-        assert [answer.href for answer in answers] == [
-            root, f"{root}dandiset.yaml", f"{root}{SECRET_BLOB_PATH}", f"{root}{SECRET_ZARR_PATH}/"
-        ]
-        assert client.get(f"{root}dandiset.yaml").status_code == 200
-        listing = multistatus(propfind(client, f"{root}{SECRET_ZARR_PATH}/"))
-        assert [answer.href for answer in listing][1:] == [
-            f"{root}{SECRET_ZARR_PATH}/depth/", f"{root}{SECRET_ZARR_PATH}/zarr.json"
-        ]
-        blob = client.get(f"{root}{SECRET_BLOB_PATH}")
+    owner = ("anyone", OWNER_TOKEN)
+    with zarrdav_server(*serve_args, log=log) as url, httpx.Client(base_url=url, timeout=10) as client:
+        for _ in range(2):
+            answers = multistatus(propfind(client, root, auth=owner))
+            assert [answer.href for answer in answers] == [
+                root, f"{root}dandiset.yaml", f"{root}{SECRET_BLOB_PATH}", f"{root}{SECRET_ZARR_PATH}/"
+            ]
+            assert propfind(client, root, auth=("x", STRANGER_TOKEN)).status_code == 403
+            assert propfind(client, root).status_code == 401
+            assert client.get(f"{root}dandiset.yaml", headers={"Authorization": f"token {STRANGER_TOKEN}"}
+                              ).status_code == 403
+            yaml_file = client.get(f"{root}dandiset.yaml", headers={"Authorization": f"Bearer {OWNER_TOKEN}"})
+            assert yaml_file.status_code == 200 and yaml_file.headers["cache-control"] == "private, no-store"
+            assert "access-control-allow-origin" not in yaml_file.headers
+        page = client.get(root, auth=owner)
+        assert page.status_code == 200 and page.headers["cache-control"] == "private, no-store"
+        assert SECRET_BLOB_PATH in page.text and OWNER_TOKEN not in page.text
+        listing = client.get("/dandisets/", auth=owner)
+        assert listing.headers["cache-control"] == "private, no-store" and OWNER_TOKEN not in listing.text
+        assert "cache-control" not in client.get("/dandisets/").headers
+        blob = client.get(f"{root}{SECRET_BLOB_PATH}", auth=owner)
+        assert blob.status_code == 307 and blob.headers["cache-control"] == "private, no-store"
         asset = archive.asset(EMBARGOED_ID, "draft", SECRET_BLOB_PATH)
-        assert blob.headers["location"] == f"{api}/assets/{asset.asset_id}/download/"
-        entry = client.get(f"{root}{SECRET_ZARR_PATH}/zarr.json")
-        assert entry.headers["location"] == (
-            f"{s3_recorder.url}/{public_bucket}/zarr/{unpinned.zarr_id}/zarr.json"
-        )
-        for response in (blob, entry):
-            assert response.status_code == 307
-            assert OWNER_TOKEN not in str(response.headers.raw)
-    to_s3 = s3_recorder.requests[start:]
-    assert to_s3, "zarrdav did not list the embargoed Zarr on S3"
-    assert all("authorization" not in headers for headers in to_s3)
-    assert all(OWNER_TOKEN not in value for headers in to_s3 for value in headers.values())
+        location = blob.headers["location"]
+        assert "X-Amz-Signature=" in location and f"/blobs/{asset.blob[:3]}/" in location  # type: ignore[index]
+        assert OWNER_TOKEN not in str(blob.headers.raw)
+        assert httpx.get(location).content == archive.blobs[asset.blob or ""]  # one hop: S3's bytes
+        assert client.get(f"{root}{SECRET_BLOB_PATH}", auth=("x", STRANGER_TOKEN)).status_code == 403
+        # An embargoed Zarr without a manifest is not listed live (S3 refuses anonymous listings).
+        assert propfind(client, f"{root}{SECRET_ZARR_PATH}/", auth=owner).status_code == 503
+    assert all(OWNER_TOKEN not in value for headers in s3_recorder.requests[start:] for value in headers.values())
+    said = log.read_text()
+    assert f"{root}dandiset.yaml" in said  # the request log is there
+    assert OWNER_TOKEN not in said and STRANGER_TOKEN not in said
 
 
 # 8. Absent things and upstream faults

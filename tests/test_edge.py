@@ -98,7 +98,7 @@ def _split(received: bytes) -> tuple[list[Answer], bytes]:
 
 
 def request(method: str, target: str, *headers: str, body: bytes = b"") -> bytes:
-    lines = [f"{method} {target} HTTP/1.1", "Host: test", *headers]
+    lines = [f"{method} {target} HTTP/1.1", "Host: 127.0.0.1", *headers]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 

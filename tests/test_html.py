@@ -379,7 +379,7 @@ def big_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Cl
     files = big_files(25)
     checksum = zarr_checksum((f.path, f.size, f.etag) for f in files)
     root = one_manifest_tree(tmp_path_factory.mktemp("tree"), BIG_ZARR, checksum, render_manifest(files, checksum))
-    settings = Settings(manifest_root=str(root), index_dir="", html_page_size=10,
+    settings = Settings(manifest_root=str(root), index_dir="", html_page_size=10, allowed_hosts="*",
                         zarr_base_url="http://127.0.0.1:9/bucket/zarr")
     with in_process(settings) as client:
         yield client, f"{zarr_version_path(BIG_ZARR, checksum)}arr/"

@@ -132,13 +132,14 @@ def client(server: str) -> Iterator[httpx.Client]:
 
 
 def propfind(
-    client: httpx.Client, path: str, depth: str | None = "1", body: bytes = b""
+    client: httpx.Client, path: str, depth: str | None = "1", body: bytes = b"",
+    auth: tuple[str, str] | None = None,
 ) -> httpx.Response:
-    """``depth=None`` sends no Depth header, which WebDAV reads as infinity."""
+    """``depth=None`` sends no Depth header, which WebDAV reads as infinity; ``auth``: HTTP Basic."""
     headers = {} if depth is None else {"Depth": depth}
     if body:
         headers["Content-Type"] = "application/xml; charset=utf-8"
-    return client.request("PROPFIND", path, headers=headers, content=body)
+    return client.request("PROPFIND", path, headers=headers, content=body, auth=auth)
 
 
 @dataclass

@@ -164,15 +164,25 @@ def test_console_script(s3_endpoint: str, bucket: str, tmp_path: Path) -> None:
     assert "--concurrency" in helped.stdout
 
 
+def test_a_server_wide_api_token_is_refused_with_why(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Visitors bring their own tokens now: a config still naming one must not start as if it acted."""
+    config = tmp_path / "old.toml"
+    config.write_text('api_token = "secret"\n')
+    assert main(["serve", "--config", str(config), "--print-config"]) == 2
+    printed = capsys.readouterr()
+    assert "visitors now bring their own DANDI API tokens" in printed.err
+    assert "secret" not in printed.out + printed.err
+
+
 def test_print_config_shows_merged_settings(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     config = tmp_path / "mine.toml"
-    config.write_text('port = 9000\napi_token = "secret"\nthreads = 4\n')
+    config.write_text('port = 9000\nthreads = 4\n')
     monkeypatch.setenv("ZARRDAV_THREADS", "8")
     assert main(["serve", "--config", str(config), "--threads", "16", "--print-config"]) == 0
     printed = capsys.readouterr().out
     assert "port = 9000\n" in printed and "threads = 16\n" in printed
-    assert "secret" not in printed and 'api_token = "(hidden)"' in printed
+    assert "api_token" not in printed
     monkeypatch.delenv("ZARRDAV_THREADS")
     assert main(["serve", "--print-config"]) == 0
     defaults = capsys.readouterr().out

@@ -14,12 +14,15 @@ from urllib.parse import urlsplit
 
 from zarrdav.config import Settings
 from zarrdav.dav.dandisets import DandisetViews
+from zarrdav.dav.delivery import Delivery
 from zarrdav.dav.errorpages import html_errors
 from zarrdav.dav.handlers import Handlers
 from zarrdav.dav.host import WsgiDavHost
 from zarrdav.dav.provider import Provider
 from zarrdav.dav.zarrs import ZarrViews
 from zarrdav.edge.answer import Answer
+from zarrdav.edge.hosts import allowed_hosts
+from zarrdav.edge.identity import identify
 from zarrdav.edge.layers import Handler, Layer, answer_safely, cors, limits, request_log, stacked
 from zarrdav.edge.request import Request
 from zarrdav.edge.requestlog import RequestLog
@@ -31,6 +34,8 @@ from zarrdav.manifests.trees import open_tree
 from zarrdav.upstreams.archive import ArchiveClient
 from zarrdav.upstreams.flights import UpstreamGate
 from zarrdav.upstreams.live import LiveZarrs
+from zarrdav.upstreams.objects import ObjectReader
+from zarrdav.upstreams.signing import Signer
 
 
 def create_app(settings: Settings) -> Edge:
@@ -53,7 +58,6 @@ def create_app(settings: Settings) -> Edge:
     zarrs = ZarrViews(cache, settings.zarr_base_url)
     archive = ArchiveClient(
         settings.api_url,
-        token=settings.api_token or None,
         page_size=settings.archive_page_size,
         timeout=settings.upstream_timeout,
         max_connections=settings.threads,
@@ -66,18 +70,26 @@ def create_app(settings: Settings) -> Edge:
         blob_redirect=settings.blob_redirect, redirect_hosts=redirect_hosts,
         missing_manifest=settings.missing_manifest, gate=gate,
     )
+    delivery = Delivery(
+        settings.file_delivery,
+        Signer(settings.zarr_base_url, region=settings.s3_sign_region, expires=settings.presign_seconds),
+        ObjectReader(settings.upstream_timeout, gate, max_connections=settings.threads),
+        proxy_hosts=redirect_hosts,
+    )
     provider = Provider(zarrs, dandisets)
-    handlers = Handlers(provider, settings.max_body_bytes, settings.html_page_size)
+    handlers = Handlers(provider, settings.max_body_bytes, delivery, settings.html_page_size)
     requests = RequestLog()
     # Outermost first. A new layer goes where what it needs is already true:
     # after answer_safely it may raise ZarrdavErrors; after limits it sees
     # only requests of a sane size.
     layers: list[Layer] = [
         request_log(requests),
-        cors,
+        cors(frozenset(settings.cors_credentialed_origins.split())),
         html_errors(_exists(provider)),
         answer_safely,
+        allowed_hosts(settings.allowed_hosts, settings.host),
         limits(settings.max_path_bytes),
+        identify,
     ]
     return Edge(stacked(_dispatch(handlers, WsgiDavHost(handlers)), layers), requests)
 

@@ -30,7 +30,6 @@ class Settings:
     )
     zarr_base_url: str = "https://dandiarchive.s3.amazonaws.com/zarr"
     api_url: str = "https://api.dandiarchive.org/api"
-    api_token: str = ""
     archive_page_size: int = 1000
     archive_ttl: float = 60.0
     blob_redirect: str = "archive"
@@ -58,6 +57,11 @@ class Settings:
     redirect_hosts: str = "dandiarchive.s3.amazonaws.com"
     upstream_share: float = 0.75
     html_page_size: int = 1000
+    file_delivery: str = "auto"
+    presign_seconds: int = 300
+    s3_sign_region: str = "us-east-1"
+    allowed_hosts: str = ""
+    cors_credentialed_origins: str = ""
 
 
 HELP = {
@@ -66,7 +70,6 @@ HELP = {
     "manifest_root": "manifest tree: an https:// URL, s3://bucket/prefix/, or a directory",
     "zarr_base_url": "entries redirect to <this>/<zarr_id>/<entry path>?versionId=<id>",
     "api_url": "the DANDI Archive API base URL",
-    "api_token": "archive API token for embargoed Dandisets; sent to the archive host only",
     "archive_page_size": "page size of archive API listings",
     "archive_ttl": "seconds archive answers about drafts, latest and Dandiset lists are reused",
     "blob_redirect": "where a blob asset redirects: archive (its /download/ URL) or s3 (one hop)",
@@ -102,6 +105,15 @@ HELP = {
     "needing one answer 503 at once, so answers from cache keep flowing",
     "html_page_size": "rows per HTML page of a folder for browsers (?page=N); other clients and "
     "PROPFIND always get every row",
+    "file_delivery": "how a file's bytes reach the client: redirect (to S3), proxy (streamed through "
+    "zarrdav) or auto (proxy for clients known not to follow a redirect to another host)",
+    "presign_seconds": "seconds a presigned S3 URL for a private object stays valid",
+    "s3_sign_region": "AWS region of the zarr_base_url's bucket, for presigning (SigV4)",
+    "allowed_hosts": "Host names (space-separated; .example.org for its subdomains; * for any) "
+    "answered; others get 400. Empty: IP addresses, localhost, host, and this machine's name "
+    "when listening on every address",
+    "cors_credentialed_origins": "origins (space-separated, e.g. https://app.example.org) that may "
+    "read answers that depend on credentials, with Access-Control-Allow-Credentials",
 }
 
 
@@ -133,11 +145,15 @@ CHOICES = {
     "blob_redirect": ("archive", "s3"),
     "missing_manifest": ("live-draft", "error"),
     "log_level": ("DEBUG", "INFO", "WARNING", "ERROR"),
+    "file_delivery": ("auto", "redirect", "proxy"),
 }
 
 
 def _checked(raw: Mapping[str, Any], origin: str) -> dict[str, Any]:
     types = {field.name: field.type for field in fields(Settings)}
+    if "api_token" in raw:
+        raise ConfigError(f"{origin}: api_token was removed: visitors now bring their own DANDI API "
+                          "tokens (README, \"Embargoed data\"); a server-wide token acts for no one")
     unknown = sorted(set(raw) - set(types))
     if unknown:
         raise ConfigError(f"{origin}: unknown setting(s) {', '.join(unknown)}")
@@ -169,11 +185,9 @@ def _convert(name: str, value: Any, kind: Any, origin: str) -> Any:
 
 
 def as_toml(settings: Settings) -> str:
-    """The settings as a TOML document, the API token hidden (``serve --print-config``)."""
+    """The settings as a TOML document (``serve --print-config``); none of them is a secret."""
     lines = []
     for name, value in dataclasses.asdict(settings).items():
-        if name == "api_token" and value:
-            value = "(hidden)"  # never echo a secret
         rendered = str(value).lower() if isinstance(value, bool) else repr(value)
         if isinstance(value, str):
             rendered = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'

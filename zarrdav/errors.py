@@ -75,8 +75,15 @@ class NotFound(ZarrdavError):
     status = 404
 
 
+class Unauthorized(ZarrdavError):
+    """Embargoed, and the visitor brought no token: the answer asks for one."""
+
+    status = 401
+    headers = (("WWW-Authenticate", 'Basic realm="zarrdav"'),)
+
+
 class Forbidden(ZarrdavError):
-    """The upstream refused access (embargoed or not allowed)."""
+    """The upstream refused access: a token it refuses, or one that is not an owner's."""
 
     status = 403
 

@@ -20,6 +20,17 @@ Answers about published versions are kept without expiry, except an empty
 listing or nothing at a path, which may be a transient fault of the archive:
 those are kept for ``ttl`` like a draft's. Concurrent misses of one key make
 one archive call.
+Who asks matters only for embargoed Dandisets. Whether one is embargoed
+is asked anonymously and shared (for ``ttl``); every other answer about an
+open Dandiset is asked anonymously and shared too, whatever token the
+visitor brought. Under an embargoed Dandiset an anonymous visitor is
+answered 401 without asking the archive; a visitor with a token is asked
+about with that token, and the answers are kept under the visitor's key
+(``zarrdav.edge.identity``) for ``ttl``, never shown to anyone else, and
+marked private. A refused token raises, and errors are never kept. The
+embargoed Dandiset's files are served presigned (``File.private``): its
+Zarr entries, and its blobs straight from their S3 URL (one hop).
+
 Values the archive gives for headers (ETags, media types, S3 URLs) are
 checked before use, and a blob redirects straight to S3 only on the hosts
 the operator named.
@@ -36,7 +47,8 @@ import yaml
 
 from zarrdav.dav.resources import Collection, File, Resource
 from zarrdav.dav.zarrs import ZarrViews
-from zarrdav.errors import NotFound, Unavailable
+from zarrdav.edge import identity
+from zarrdav.errors import NotFound, Unauthorized, Unavailable, UpstreamError
 from zarrdav.manifests.model import Manifest
 from zarrdav.routes import (
     DandisetRoute,
@@ -105,8 +117,7 @@ class DandisetViews:
     def members(self, route: Route, collection: Collection) -> list[Resource]:
         match route:
             case DandisetsRoute():
-                dandisets = self._cached(("dandisets",), False, lambda: list(self._archive.dandisets()))
-                return [self._dandiset_collection(dandiset) for dandiset in dandisets]
+                return [self._dandiset_collection(dandiset) for dandiset in self._listing()]
             case DandisetRoute(dandiset_id=dandiset_id):
                 dandiset = self._dandiset(dandiset_id)
                 base = f"/dandisets/{dandiset_id}/"
@@ -133,6 +144,32 @@ class DandisetViews:
         raise NotFound(f"nothing at {collection.path}")
 
     # -- Dandisets and versions -----------------------------------------------
+
+    def _listing(self) -> list[Dandiset]:
+        """Every Dandiset: anonymously, shared; with a token, the embargoed ones it may see too."""
+        visitor = identity.current()
+        if visitor.token is None:
+            return self._answers.get(("dandisets",), False, lambda: list(self._archive.dandisets()))
+        identity.depends_on_visitor()
+        return self._answers.get(
+            ("dandisets", visitor.key), False, lambda: list(self._archive.dandisets(embargoed=True))
+        )
+
+    def _embargoed(self, dandiset_id: str) -> bool:
+        """Whether the Dandiset is embargoed, as an anonymous visitor learns it (shared, for the TTL)."""
+        return self._answers.get(
+            ("embargoed", dandiset_id), False, identity.as_anonymous(lambda: self._ask_embargo(dandiset_id))
+        )
+
+    def _ask_embargo(self, dandiset_id: str) -> bool:
+        try:
+            dandiset = self._archive.dandiset(dandiset_id)
+        except Unauthorized:
+            return True
+        if dandiset.embargo_status != "OPEN":
+            return True
+        self._answers.keep(("dandiset", dandiset_id), False, dandiset)  # the shared record, asked already
+        return False
 
     def _dandiset(self, dandiset_id: str) -> Dandiset:
         return self._cached(("dandiset", dandiset_id), False, lambda: self._archive.dandiset(dandiset_id))
@@ -326,7 +363,8 @@ class DandisetViews:
         if pinned is None:
             with self._gate.waiting("S3"):
                 return self._live_resource(root, self._live.lookup(item.zarr, rest))
-        return self._zarrs.entry_in(pinned[1], item.zarr, pinned[0], root, rest)
+        return self._zarrs.entry_in(pinned[1], item.zarr, pinned[0], root, rest,
+                                    private=self._embargoed(route.dandiset_id))
 
     def _members_inside(self, route: VersionRoute) -> list[Resource]:
         item, rest, version = self._locate(route)
@@ -366,14 +404,21 @@ class DandisetViews:
                               modified=item.modified, etag=checksum if pinned else None, links=links,
                               pinned=pinned, version=version, zarr=True, metadata_url=metadata_url)
         location = f"{api}/assets/{_segment(item.asset_id)}/download/"
-        if self._blob_redirect == "s3" and item.s3_url and self._may_redirect_to(item.s3_url):
+        private = self._embargoed(route.dandiset_id)
+        if private:
+            # Presigned by zarrdav (the signer refuses any URL off its bucket):
+            # the archive's download URL would need the token of its own.
+            if item.s3_url is None:
+                raise UpstreamError(f"{what}: embargoed, and its metadata names no S3 URL to sign")
+            location = header_value(item.s3_url, "Location", what)
+        elif self._blob_redirect == "s3" and item.s3_url and self._may_redirect_to(item.s3_url):
             location = header_value(item.s3_url, "Location", what)
         media_type = item.metadata.get("encodingFormat")
         etag = item.blob_etag
         return File(path, "File", size=item.size, created=item.created, modified=item.modified,
                     etag=None if etag is None else header_value(etag, "ETag", what), location=location,
                     media_type=header_value(media_type, "Content-Type", what) if isinstance(media_type, str) else None,
-                    metadata_url=metadata_url)
+                    metadata_url=metadata_url, private=private)
 
     def _may_redirect_to(self, url: str) -> bool:
         """Whether ``url`` is on a host blobs may redirect to; elsewhere the archive's download URL serves."""
@@ -390,7 +435,9 @@ class DandisetViews:
                 return checksum, self._zarrs.manifests.manifest(zarr_id, checksum)
             except NotFound:
                 pass
-        live_allowed = self._missing_manifest == "live-draft" and route.version == "draft"
+        # A live view lists the bucket anonymously, which an embargoed Zarr's objects refuse.
+        live_allowed = (self._missing_manifest == "live-draft" and route.version == "draft"
+                        and not self._embargoed(route.dandiset_id))
         if live_allowed:
             return None
         why = (
@@ -412,19 +459,32 @@ class DandisetViews:
     def _cached(self, key: tuple[str, ...], fixed: bool, load: Callable[[], T]) -> T:
         """``load()``'s answer, kept without expiry if ``fixed``, else for the TTL (see ``Answers``).
 
-        Every key is a tuple of what the archive's answer depends on; answers
-        that depend on who asks (issue 18) add the visitor's identity here,
+        Every key is a tuple of what the archive's answer depends on, the
+        Dandiset second; ``_scoped`` adds who asks where that matters, here,
         in ``_peek`` and in ``_keep``, the only ways into the kept answers.
         """
-        return self._answers.get(key, fixed, load)
+        scoped, fixed = self._scoped(key, fixed)
+        return self._answers.get(scoped, fixed, identity.as_anonymous(load) if scoped is key else load)
 
     def _peek(self, key: tuple[str, ...], fixed: bool) -> Any:
-        """The kept answer for ``key``, or ``MISSING``: never asks the archive."""
-        return self._answers.peek(key, fixed)
+        """The kept answer for ``key``, or ``MISSING``: asks the archive at most whether it is embargoed."""
+        return self._answers.peek(*self._scoped(key, fixed))
 
     def _keep(self, key: tuple[str, ...], fixed: bool, value: Any) -> None:
         """Keep what another answer told (a folder's child) as the answer for ``key``."""
-        self._answers.keep(key, fixed, value)
+        self._answers.keep(*self._scoped(key, fixed), value)
+
+    def _scoped(self, key: tuple[str, ...], fixed: bool) -> tuple[tuple[str, ...], bool]:
+        """``key`` itself for an open Dandiset; under an embargoed one, the visitor's
+        own key (for the TTL), or 401 for an anonymous visitor."""
+        dandiset_id = key[1]
+        if not self._embargoed(dandiset_id):
+            return key, fixed
+        visitor = identity.current()
+        if visitor.token is None:
+            raise Unauthorized(f"Dandiset {dandiset_id} is embargoed: sign in with a DANDI API token (as the password)")
+        identity.depends_on_visitor()
+        return (*key, visitor.key), False
 
 
 def _next_probe(path: str, ends: list[int], folder: int, absent: int) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from zarrdav.dav.delivery import Delivery
 from zarrdav.dav.formats import http_date, quote_url
 from zarrdav.dav.pages import collection_page
 from zarrdav.dav.propfind import BadPropfind, parse_propfind, render_multistatus
@@ -39,9 +40,12 @@ _XML = "application/xml; charset=utf-8"
 class Handlers:
     """Answers every method for the provider's resources: the innermost handler."""
 
-    def __init__(self, provider: Provider, max_body_bytes: int, html_page_size: int = 1000) -> None:
+    def __init__(
+        self, provider: Provider, max_body_bytes: int, delivery: Delivery, html_page_size: int = 1000
+    ) -> None:
         self._provider = provider
         self._max_body_bytes = max_body_bytes
+        self._delivery = delivery
         self._html_page_size = max(1, html_page_size)
         self._by_method: dict[str, Callable[[Request, str], Answer]] = {
             "GET": self._get,
@@ -75,8 +79,7 @@ class Handlers:
             if resource.body is not None:
                 headers = [("Content-Type", resource.content_type), ("Content-Length", str(len(resource.body)))]
                 return Answer(200, headers + _validators(resource), resource.body)
-            assert resource.location is not None
-            return Answer.redirect(307, resource.location, _validators(resource))
+            return self._delivery.answer(request, resource, _validators(resource))
         if path[-1] != "/":
             location = quote_url(f"{request.script_name}{path}/")
             if request.query:

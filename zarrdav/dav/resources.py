@@ -68,6 +68,7 @@ class File:
     details: str | None = None
     pinned: bool = True  # False: redirects to the current object, not a version
     metadata_url: str | None = None  # an asset's archive metadata, linked from its row
+    private: bool = False  # its object is private in the bucket: served presigned (dav/delivery.py)
 
     @property
     def name(self) -> str:

@@ -91,12 +91,20 @@ class ZarrViews:
         """The entry at ``path`` inside the Zarr shown at ``root``."""
         return self.entry_in(self.manifests.manifest(zarr_id, checksum), zarr_id, checksum, root, path)
 
-    def entry_in(self, manifest: Manifest, zarr_id: str, checksum: str, root: str, path: str) -> Resource:
-        """``entry`` of a manifest the caller already holds (one cache lookup a request)."""
+    def entry_in(
+        self, manifest: Manifest, zarr_id: str, checksum: str, root: str, path: str, *, private: bool = False
+    ) -> Resource:
+        """``entry`` of a manifest the caller already holds (one cache lookup a request).
+
+        ``private``: the Zarr is embargoed and the visitor allowed (only under
+        its Dandiset): its files are served presigned.
+        """
         found = manifest.lookup(path)
         if found is None:
             raise NotFound(f"no entry {path!r} in Zarr {zarr_id} as of {checksum}")
-        return self._resource(zarr_id, root, found)
+        if isinstance(found, ManifestDirectory):
+            return self._resource(zarr_id, root, found)
+        return self._file(zarr_id, root, found, private)
 
     def members(self, zarr_id: str, checksum: str, root: str, path: str) -> list[Resource]:
         """The directory's children in name order, without redirect locations.
@@ -131,7 +139,7 @@ class ZarrViews:
             return Collection(f"{root}{entry.path}/" if entry.path else root, "Directory")
         return self._file(zarr_id, root, entry)
 
-    def _file(self, zarr_id: str, root: str, file: ManifestFile) -> File:
+    def _file(self, zarr_id: str, root: str, file: ManifestFile, private: bool = False) -> File:
         if not sendable(file.etag, "ETag"):
             raise unsendable("ETag", f"manifest tree: Zarr {zarr_id}, entry {file.path!r}")
         location = (
@@ -145,4 +153,5 @@ class ZarrViews:
             modified=file.last_modified,
             etag=file.etag,
             location=location,
+            private=private,
         )

@@ -90,22 +90,51 @@ def limits(max_path_bytes: int) -> Layer:
     return layer
 
 
-def cors(inner: Handler) -> Handler:
-    """Let browser-based Zarr viewers read through the server."""
-
-    def with_cors(request: Request) -> Answer:
-        answer = inner(request)
-        answer.headers += _CORS_OPTIONS if request.method == "OPTIONS" else _CORS
-        return answer
-
-    return with_cors
+# Marks an answer that depends on who asks (a private object's bytes or its
+# signed URL): no shared cache keeps it, and CORS offers it to no origin at large.
+PRIVATE_ANSWER = ("Cache-Control", "private, no-store")
 
 
-_CORS = [
-    ("Access-Control-Allow-Origin", "*"),
-    ("Access-Control-Expose-Headers", "ETag, Content-Length, Location, DAV"),
-]
-_CORS_OPTIONS = _CORS + [
+def cors(credentialed_origins: frozenset[str]) -> Layer:
+    """Let browser-based Zarr viewers read through the server.
+
+    Answers anyone may read are offered to every origin (``*``). Answers that
+    depend on credentials (the request carries ``Authorization``, or the
+    answer is ``PRIVATE_ANSWER``) are offered only to the origins named in
+    ``cors_credentialed_origins``, with ``Access-Control-Allow-Credentials``,
+    and to no other.
+    """
+
+    def layer(inner: Handler) -> Handler:
+        def with_cors(request: Request) -> Answer:
+            answer = inner(request)
+            origin: str | None = request.environ.get("HTTP_ORIGIN")
+            named = origin is not None and origin in credentialed_origins
+            if request.method == "OPTIONS":
+                # A preflight carries no credentials; it asks for the request that will.
+                answer.headers += [*_credentialed(origin), *_OPTIONS] if named and origin else _CORS_OPTIONS
+            elif request.authorization is None and PRIVATE_ANSWER not in answer.headers:
+                answer.headers += _CORS
+            elif named and origin:
+                answer.headers += _credentialed(origin)
+            elif credentialed_origins:
+                answer.headers.append(_VARY)
+            return answer
+
+        return with_cors
+
+    return layer
+
+
+def _credentialed(origin: str) -> list[tuple[str, str]]:
+    return [("Access-Control-Allow-Origin", origin), ("Access-Control-Allow-Credentials", "true"), _VARY, _EXPOSE]
+
+
+_VARY = ("Vary", "Origin")
+_EXPOSE = ("Access-Control-Expose-Headers", "ETag, Content-Length, Content-Range, Location, DAV")
+_CORS = [("Access-Control-Allow-Origin", "*"), _EXPOSE]
+_OPTIONS = [
     ("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS, PROPFIND"),
     ("Access-Control-Allow-Headers", "Range, Depth, Content-Type, Authorization"),
 ]
+_CORS_OPTIONS = _CORS + _OPTIONS

@@ -5,9 +5,12 @@ that does not: a ``next`` already seen, on another host than the archive's,
 or beyond the pages ``count`` allows. It retries connection errors, 429 and
 5xx answers a bounded number of times with backoff (not timeouts: a client
 is already waiting), all within one deadline per call, reads at most
-``max_page_bytes`` of an answer, and sends the API token only to the
-archive's own host: never to S3 or to any other host a ``next`` link or
-redirect might name. Identifiers going into URLs are encoded as path
+``max_page_bytes`` of an answer, and sends the current visitor's API token
+(``zarrdav.edge.identity``: each call on behalf of the visitor whose request
+causes it) only to the archive's own host: never to S3 or to any other host
+a ``next`` link or redirect might name. A refusal becomes ``Unauthorized``
+(401) when no token was sent, ``Forbidden`` (403, with the archive's reason)
+when one was. Identifiers going into URLs are encoded as path
 segments, so a ``?`` or ``#`` in one stays in it.
 """
 
@@ -26,7 +29,8 @@ import httpx
 import orjson
 
 from zarrdav import __version__
-from zarrdav.errors import Forbidden, NotFound, UpstreamError
+from zarrdav.edge import identity
+from zarrdav.errors import Forbidden, NotFound, Unauthorized, UpstreamError
 from zarrdav.upstreams.http import deadline, http_errors, make_http_client, public_url, read_body
 
 KIND = "archive"
@@ -124,7 +128,6 @@ class ArchiveClient:
         self,
         api_url: str,
         *,
-        token: str | None = None,
         page_size: int = 1000,
         timeout: float = 30.0,
         retries: int = 3,
@@ -136,7 +139,6 @@ class ArchiveClient:
         # What answers and links show: the URL without any user info in it.
         self.public_url = public_url(self.api_url)
         self._host = urlsplit(self.api_url).netloc
-        self._token = token
         self._page_size = page_size
         self._timeout = timeout
         self._retries = retries
@@ -149,8 +151,10 @@ class ArchiveClient:
             max_connections=max_connections,
         )
 
-    def dandisets(self) -> Iterator[Dandiset]:
-        for item in self._paginate("dandisets/", {"ordering": "identifier"}):
+    def dandisets(self, *, embargoed: bool = False) -> Iterator[Dandiset]:
+        """Every Dandiset; ``embargoed``: with the embargoed ones the visitor may see."""
+        params = {"ordering": "identifier", **({"embargoed": "true"} if embargoed else {})}
+        for item in self._paginate("dandisets/", params):
             yield _dandiset(item)
 
     def dandiset(self, dandiset_id: str) -> Dandiset:
@@ -238,6 +242,7 @@ class ArchiveClient:
         listing on the archive's host, the pages are followed one by one.
         """
         end = time.monotonic() + self._timeout
+        visitor = identity.current()  # the pages below are fetched on other threads
         first = f"{self.api_url}/{path}"
         results, count, next_url = self._page(first, self._query(params), path)
         if next_url is None:
@@ -250,7 +255,7 @@ class ArchiveClient:
             return [*results, *self._follow(path, next_url, allowed)]
 
         def page(number: int) -> list[Any]:
-            with deadline(max(0.0, end - time.monotonic())):
+            with deadline(max(0.0, end - time.monotonic())), identity.visiting(visitor):
                 found, _, following = self._page(_page_url(next_url, number), None, path)
             if number == allowed and following is not None:
                 raise UpstreamError(f"{KIND}: {path}: the archive's pagination does not end")
@@ -284,8 +289,9 @@ class ArchiveClient:
             url = f"{self.api_url}/{url}"
         where = where or url.removeprefix(f"{self.api_url}/")
         headers = {}
-        if self._token and urlsplit(url).netloc == self._host:
-            headers["Authorization"] = f"token {self._token}"
+        token = identity.current().token
+        if token is not None and urlsplit(url).netloc == self._host:
+            headers["Authorization"] = f"token {token}"
         end = time.monotonic() + self._timeout
         with deadline(self._timeout), http_errors(KIND, where):
             for attempt in range(self._retries + 1):
@@ -293,7 +299,8 @@ class ArchiveClient:
                 try:
                     with self._client.stream("GET", url, params=params, headers=headers) as response:
                         if response.status_code not in _RETRY_STATUSES or last:
-                            return _json(response, read_body(response, self._max_page_bytes, KIND, where), where)
+                            body = read_body(response, self._max_page_bytes, KIND, where)
+                            return _json(response, body, where, "Authorization" in headers)
                 except httpx.TimeoutException:
                     raise  # not retried: the client waiting on us would wait the timeout again and again
                 except httpx.HTTPError:
@@ -322,12 +329,15 @@ def _path(*segments: str) -> str:
     return "".join(f"{quote(segment, safe='')}/" for segment in segments)
 
 
-def _json(response: httpx.Response, body: bytes, where: str) -> Any:
+def _json(response: httpx.Response, body: bytes, where: str, with_token: bool) -> Any:
     status = response.status_code
     if status == 404:
         raise NotFound(_detail(body) or f"{KIND}: {where} not found")
+    if status in (401, 403) and not with_token:
+        raise Unauthorized(f"{KIND}: {where}: embargoed; sign in with a DANDI API token (as the password)")
     if status in (401, 403):
-        raise Forbidden(_detail(body) or f"{KIND}: {where}: the archive refused access")
+        raise Forbidden(f"{KIND}: {where}: the archive refused the token: "
+                        f"{_detail(body) or 'no reason given'}")
     if status != 200:
         raise UpstreamError(f"{KIND}: {where}: answered {status}")
     try:
@@ -337,12 +347,12 @@ def _json(response: httpx.Response, body: bytes, where: str) -> Any:
 
 
 def _detail(body: bytes) -> str | None:
-    """The archive's own message, when it is one line of printable text."""
+    """The archive's own message, when it is one line of printable text (at most 200 characters)."""
     try:
         detail = orjson.loads(body).get("detail")
     except (orjson.JSONDecodeError, AttributeError):
         return None
-    return detail if isinstance(detail, str) and detail.isprintable() else None
+    return detail[:200] if isinstance(detail, str) and detail.isprintable() else None
 
 
 def _time(value: Any) -> datetime | None:

@@ -41,6 +41,19 @@ def make_s3_client(
     return boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=config)
 
 
+def make_signing_client(endpoint_url: str | None, region: str) -> Any:
+    """A client that only presigns URLs (SigV4, which every region accepts), with zarrdav's own credentials.
+
+    Presigning makes no request: the usual AWS credential chain is read, and
+    the URL computed, in this process.
+    """
+    config = Config(
+        signature_version="s3v4",
+        s3={"addressing_style": "path"} if endpoint_url else {"addressing_style": "virtual"},
+    )
+    return boto3.session.Session().client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
+
+
 def split_s3_url(url: str) -> tuple[str, str]:
     """``s3://bucket/some/prefix`` -> ``("bucket", "some/prefix/")``."""
     rest = url.removeprefix("s3://")
