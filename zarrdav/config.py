@@ -57,6 +57,16 @@ class Settings:
     listing_max_mb: int = 64
     redirect_hosts: str = "dandiarchive.s3.amazonaws.com"
     upstream_share: float = 0.75
+    log_format: str = "text"
+    metrics_address: str = ""
+    rate_limit_burst: int = 50
+    rate_limit_per_second: float = 20.0
+    archive_limit_burst: int = 20
+    archive_limit_per_second: float = 5.0
+    rate_limit_clients: int = 65536
+    trusted_proxies: str = ""
+    robots: str = "disallow"
+    ready_interval: float = 5.0
 
 
 HELP = {
@@ -99,6 +109,18 @@ HELP = {
     "blob_redirect = s3, beside the zarr_base_url's; others go to the archive's download URL",
     "upstream_share": "share of the threads that may wait on upstreams at once; past it, requests "
     "needing one answer 503 at once, so answers from cache keep flowing",
+    "log_format": "request and upstream log lines as text or json (one object a line)",
+    "metrics_address": "where /-/metrics is served: empty for the main address, host:port for a "
+    "listener of its own, off for nowhere",
+    "rate_limit_burst": "requests a client may send at once before its rate limit applies; 0: no limit",
+    "rate_limit_per_second": "requests a second a client may send past its burst (429 beyond)",
+    "archive_limit_burst": "requests needing the archive (uncached /dandisets/ paths) a client may send "
+    "at once; 0: no limit",
+    "archive_limit_per_second": "requests needing the archive a second a client may send past that burst",
+    "rate_limit_clients": "clients whose rate limits are remembered; the least recently seen go first",
+    "trusted_proxies": "addresses or networks (space-separated) whose X-Forwarded-For names the client",
+    "robots": "robots.txt at the root: disallow (every path, for every crawler) or allow",
+    "ready_interval": "seconds /-/readyz reuses its last check of the manifest tree and the archive",
 }
 
 
@@ -130,6 +152,8 @@ CHOICES = {
     "blob_redirect": ("archive", "s3"),
     "missing_manifest": ("live-draft", "error"),
     "log_level": ("DEBUG", "INFO", "WARNING", "ERROR"),
+    "log_format": ("text", "json"),
+    "robots": ("disallow", "allow"),
 }
 
 

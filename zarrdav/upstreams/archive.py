@@ -26,6 +26,7 @@ import orjson
 
 from zarrdav import __version__
 from zarrdav.errors import Forbidden, NotFound, UpstreamError
+from zarrdav.upstreams.calls import observed
 from zarrdav.upstreams.http import deadline, http_errors, make_http_client, public_url, read_body
 
 KIND = "archive"
@@ -160,6 +161,10 @@ class ArchiveClient:
             raise UpstreamError(f"{KIND}: version metadata of {dandiset_id}/{version} is not an object")
         return document
 
+    def ping(self) -> None:
+        """One small call that the archive answers when it is up (readiness)."""
+        self._get_json("dandisets/", {"page_size": "1"})
+
     def at_path(self, dandiset_id: str, version: str, path: str) -> list[AtPathItem]:
         """The item at ``path`` and, for a folder, its children (folder first)."""
         params = {"dandiset_id": dandiset_id, "version_id": version, "metadata": "true", "children": "true"}
@@ -215,7 +220,7 @@ class ArchiveClient:
         if self._token and urlsplit(url).netloc == self._host:
             headers["Authorization"] = f"token {self._token}"
         end = time.monotonic() + self._timeout
-        with deadline(self._timeout), http_errors(KIND, where):
+        with observed(KIND, where), deadline(self._timeout), http_errors(KIND, where):
             for attempt in range(self._retries + 1):
                 last = attempt == self._retries
                 try:
