@@ -140,11 +140,9 @@ def rate_limit(limits: RateLimits) -> Layer:
 
     def layer(inner: Handler) -> Handler:
         def limited(request: Request) -> Answer:
-            token = BUDGET.set(limits.client(request))
-            try:
-                return inner(request)
-            finally:
-                BUDGET.reset(token)
+            # Set by every request before its upstream calls read it, so never reset.
+            BUDGET.set(limits.client(request))
+            return inner(request)
 
         return limited
 
