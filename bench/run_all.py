@@ -23,6 +23,7 @@ import cold_manifest
 import memory
 import propfind
 import redirects
+import scaleout
 import slowclients
 from common import Figure, print_figures
 
@@ -40,15 +41,17 @@ class Plan:
     slow_seconds: float
     slow_levels: tuple[tuple[int, int], ...]
     slow_burst: int
+    scaleout_seconds: float
 
 
 SMOKE = Plan(redirect_seconds=2, propfind_requests=5, cold_entries=200_000,
              memory_manifests=40, memory_seconds=10, memory_cache_mb=16,
              slow_seconds=2, slow_levels=slowclients.QUICK_LEVELS,
-             slow_burst=slowclients.QUICK_BURST)
+             slow_burst=slowclients.QUICK_BURST, scaleout_seconds=3)
 FULL = Plan(redirect_seconds=30, propfind_requests=20, cold_entries=1_300_000,
             memory_manifests=200, memory_seconds=120, memory_cache_mb=64,
-            slow_seconds=10, slow_levels=slowclients.LEVELS, slow_burst=slowclients.BURST)
+            slow_seconds=10, slow_levels=slowclients.LEVELS, slow_burst=slowclients.BURST,
+            scaleout_seconds=30)
 
 
 def _machine() -> str:
@@ -74,6 +77,7 @@ def main() -> None:
          lambda: memory.run(plan.memory_manifests, plan.memory_seconds, plan.memory_cache_mb)),
         ("slow clients",
          lambda: slowclients.run(plan.slow_seconds, plan.slow_levels, plan.slow_burst)),
+        ("scale-out", lambda: scaleout.run(plan.scaleout_seconds)),
     ]
     started, load_before = time.perf_counter(), _load_average()
     figures: list[Figure] = []
