@@ -18,14 +18,15 @@ from zarrdav.dav.host import WsgiDavHost
 from zarrdav.dav.provider import Provider
 from zarrdav.dav.zarrs import ZarrViews
 from zarrdav.edge.answer import Answer
-from zarrdav.edge.health import Readiness, health
+from zarrdav.edge.health import Readiness, probes
 from zarrdav.edge.layers import Handler, Layer, answer_safely, cors, limits, request_log, stacked
-from zarrdav.edge.metrics import Metrics, metrics_endpoint
+from zarrdav.edge.metrics import Metrics, metrics_page
+from zarrdav.edge.operator import operator_pages
 from zarrdav.edge.ratelimit import Rate, RateLimits, rate_limit
 from zarrdav.edge.request import Request
 from zarrdav.edge.requestid import request_ids
 from zarrdav.edge.requestlog import RequestLog
-from zarrdav.edge.robots import robots
+from zarrdav.edge.robots import robots_page
 from zarrdav.edge.wsgi import Edge
 from zarrdav.manifests.cache import ManifestCache
 from zarrdav.manifests.index import ManifestIndex
@@ -89,9 +90,8 @@ def create_app(settings: Settings) -> Edge:
         cors,
         answer_safely,
         limits(settings.max_path_bytes),
-        health(readiness),
-        *([metrics_endpoint(metrics)] if metrics is not None and not settings.metrics_address else []),
-        robots(settings.robots),
+        operator_pages({**probes(readiness), **robots_page(settings.robots),
+                        **(metrics_page(metrics) if metrics is not None and not settings.metrics_address else {})}),
         *([rate_limit(rates)] if settings.rate_limit_burst or settings.archive_limit_burst else []),
     ]
     return Edge(stacked(_dispatch(handlers, WsgiDavHost(handlers)), layers), requests, metrics)

@@ -6,12 +6,9 @@ zarrdav would not bring it back). ``/-/readyz`` says whether the manifest
 tree and the archive answer, naming the one that does not; it checks them
 at most every ``interval`` seconds, one probe at a time, HTTP calls within
 ``PROBE_SECONDS`` (an S3 tree's within its client's timeouts), and a probe arriving while a check is under way gets the
-last verdict at once. Both are plain text, ``Cache-Control: no-store``, for
-GET and HEAD; other methods go on to the handlers, which find nothing at
-``/-/`` (routes name no such path).
-
-They sit before the rate limits: a load balancer probing often is never
-refused, and never spends a client's tokens.
+last verdict at once. Both are plain text, ``Cache-Control: no-store``,
+answered before the rate limits (``edge/operator.py``): a load balancer
+probing often is never refused, and never spends a client's tokens.
 """
 
 from __future__ import annotations
@@ -21,12 +18,11 @@ import time
 from collections.abc import Callable
 
 from zarrdav.edge.answer import Answer, one_line
-from zarrdav.edge.layers import Handler, Layer
+from zarrdav.edge.layers import Handler
 from zarrdav.edge.request import Request
 from zarrdav.errors import ZarrdavError
 from zarrdav.upstreams.http import deadline
 
-PREFIX = "/-/"
 PROBE_SECONDS = 3.0
 NO_STORE = ("Cache-Control", "no-store")
 
@@ -71,22 +67,14 @@ class Readiness:
         return "; ".join(failures)
 
 
-def health(readiness: Readiness) -> Layer:
-    """Answer the two probes; everything else goes on."""
+def probes(readiness: Readiness) -> dict[str, Handler]:
+    """The two probes, by path (``operator.operator_pages`` answers them)."""
 
-    def layer(inner: Handler) -> Handler:
-        def probed(request: Request) -> Answer:
-            path = request.raw_path
-            if not path.startswith(PREFIX) or request.method not in ("GET", "HEAD"):
-                return inner(request)
-            if path == "/-/healthz":
-                return Answer.plain(200, "ok", (NO_STORE,))
-            if path == "/-/readyz":
-                why = readiness.verdict()
-                return Answer.plain(503, f"not ready: {why}", (NO_STORE,)) if why else \
-                    Answer.plain(200, "ready", (NO_STORE,))
-            return inner(request)
+    def healthz(request: Request) -> Answer:
+        return Answer.plain(200, "ok", (NO_STORE,))
 
-        return probed
+    def readyz(request: Request) -> Answer:
+        why = readiness.verdict()
+        return Answer.plain(503, f"not ready: {why}", (NO_STORE,)) if why else Answer.plain(200, "ready", (NO_STORE,))
 
-    return layer
+    return {"/-/healthz": healthz, "/-/readyz": readyz}

@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from typing import Any, Literal
 
 from zarrdav.edge.answer import Answer
-from zarrdav.edge.layers import Handler, Layer
+from zarrdav.edge.layers import Handler
 from zarrdav.edge.request import Request
 from zarrdav.edge.requestlog import Noted
 from zarrdav.errors import StartupError
@@ -138,7 +138,11 @@ class Metrics:
         sums: dict[str, float] = {}
         size = len(REQUEST_BUCKETS) + 1
         for started, ended, method, path, status, _, _ in batch:
-            kind = path_kind(path)
+            # Chunk GETs, nearly every request, without a call of path_kind.
+            if path.startswith("/zarrs/") and ".zarr/" in path and path[-1] != "/":
+                kind = "zarrs_entry"
+            else:
+                kind = path_kind(path)
             counts[method if method in _METHODS else "other", kind, status] += 1
             seconds = ended - started
             into = buckets.get(kind)
@@ -263,18 +267,13 @@ def worker_ended(pid: int) -> None:
         mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
-def metrics_endpoint(metrics: Metrics) -> Layer:
-    """``GET /-/metrics``: the text format, never cached; everything else goes on."""
+def metrics_page(metrics: Metrics) -> dict[str, Handler]:
+    """``/-/metrics``: the text format, never cached (``operator.operator_pages`` answers it)."""
 
-    def layer(inner: Handler) -> Handler:
-        def exposed(request: Request) -> Answer:
-            if request.raw_path != PATH or request.method not in ("GET", "HEAD"):
-                return inner(request)
-            metrics.read_sources()
-            body, content_type = exposition(metrics.registry)
-            headers = [("Content-Type", content_type), ("Content-Length", str(len(body))), _NO_STORE]
-            return Answer(200, headers, body)
+    def exposed(request: Request) -> Answer:
+        metrics.read_sources()
+        body, content_type = exposition(metrics.registry)
+        headers = [("Content-Type", content_type), ("Content-Length", str(len(body))), _NO_STORE]
+        return Answer(200, headers, body)
 
-        return exposed
-
-    return layer
+    return {PATH: exposed}
