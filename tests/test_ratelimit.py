@@ -105,7 +105,7 @@ def test_memory_is_bounded_by_the_clients_remembered() -> None:
     for n in range(5000):
         few.client(request_from(f"10.{n // 65536}.{n // 256 % 256}.{n % 256}"))
     assert few.remembered() == 100
-    # The most recent are remembered (their tokens spent); the first was forgotten (a fresh bucket).
+    # The latest are remembered (their tokens spent); the first was forgotten (a fresh bucket).
     with pytest.raises(TooManyRequests):
         few.client(request_from("10.0.19.135"))  # n = 4999
     few.client(request_from("10.0.0.0"))

@@ -117,7 +117,7 @@ HELP = {
     "archive_limit_burst": "requests needing the archive (uncached /dandisets/ paths) a client may send "
     "at once; 0: no limit",
     "archive_limit_per_second": "requests needing the archive a second a client may send past that burst",
-    "rate_limit_clients": "clients whose rate limits are remembered; the least recently seen go first",
+    "rate_limit_clients": "clients whose rate limits are remembered; the longest remembered go first",
     "trusted_proxies": "addresses or networks (space-separated) whose X-Forwarded-For names the client",
     "robots": "robots.txt at the root: disallow (every path, for every crawler) or allow",
     "ready_interval": "seconds /-/readyz reuses its last check of the manifest tree and the archive",

@@ -13,10 +13,10 @@ given. Behind a proxy named in ``trusted_proxies``, the client is the
 rightmost address of ``X-Forwarded-For`` that is not itself a trusted proxy
 (as nginx's ``real_ip_recursive``); from anyone else the header is ignored,
 since a client could put anything in it. At most ``max_clients`` clients
-are remembered, the least recently seen forgotten first: a forgotten
-client's bucket starts full again, so memory stays bounded whatever the
-number of addresses, at the cost of a fresh burst for clients unseen while
-that many others came.
+are remembered, the longest remembered forgotten first (no reordering on
+every request): a forgotten client's bucket starts full again, so memory
+stays bounded whatever the number of addresses, at the cost of a fresh
+burst for a client once that many others came after it.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import ipaddress
 import math
 import threading
 import time
-from collections import OrderedDict
 from functools import lru_cache
 
 from zarrdav.edge.answer import Answer
@@ -73,7 +72,7 @@ class RateLimits:
         self.requests = requests
         self.archive = archive
         self._max_clients = max(1, max_clients)
-        self._clients: OrderedDict[str, Client] = OrderedDict()
+        self._clients: dict[str, Client] = {}  # in the order first seen
         self._lock = threading.Lock()
         self._trusted = _networks(trusted_proxies)
         self._client_of = lru_cache(maxsize=4096)(self._forwarded_client)
@@ -86,22 +85,25 @@ class RateLimits:
             if forwarded:
                 address = self._client_of(address, forwarded[:_LONGEST_FORWARDED])
         key = address if ":" not in address else _block(address)
-        rate = self.requests
+        burst, per_second = self.requests.burst, self.requests.per_second
         now = time.monotonic()
+        clients = self._clients
         with self._lock:
-            client = self._clients.get(key)
+            client = clients.get(key)
             if client is None:
-                client = self._clients[key] = Client(self, now)
-                if len(self._clients) > self._max_clients:
-                    self._clients.popitem(last=False)
-            else:
-                self._clients.move_to_end(key)
-            if rate.burst:
-                tokens = min(rate.burst, client.tokens + (now - client.stamp) * rate.per_second)
+                client = clients[key] = Client(self, now)
+                if len(clients) > self._max_clients:
+                    # The longest remembered goes: a busy client forgotten
+                    # starts with a full bucket, no more than a new one.
+                    del clients[next(iter(clients))]
+            if burst:
+                tokens = client.tokens + (now - client.stamp) * per_second
+                if tokens > burst:
+                    tokens = burst
                 client.stamp = now
                 if tokens < 1:
                     client.tokens = tokens
-                    raise _refusal("requests", tokens, rate)
+                    raise _refusal("requests", tokens, self.requests)
                 client.tokens = tokens - 1
         return client
 
