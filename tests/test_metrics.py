@@ -101,11 +101,12 @@ def test_metrics_off_answers_nothing(tree: Path) -> None:
         assert client.get("/-/metrics").status_code == 404
 
 
-@pytest.mark.parametrize("separate", [False, True], ids=["main port", "own address"])
-def test_two_workers_are_summed_in_one_scrape(tree: Path, separate: bool) -> None:
+@pytest.mark.parametrize(("workers", "separate"), [(2, False), (2, True), (1, True)],
+                         ids=["2 workers, main port", "2 workers, own address", "1 process, own address"])
+def test_workers_are_summed_in_one_scrape(tree: Path, workers: int, separate: bool) -> None:
     metrics_port = free_port()
     extra = ["--metrics-address", f"127.0.0.1:{metrics_port}"] if separate else []
-    with zarrdav_server("--manifest-root", str(tree), "--workers", "2", "--no-pin-cpus", *extra) as url:
+    with zarrdav_server("--manifest-root", str(tree), "--workers", str(workers), "--no-pin-cpus", *extra) as url:
         for _ in range(40):
             # New connections: the kernel spreads them over both workers.
             assert httpx.get(f"{url}{ROOT}.zattrs").status_code == 307
@@ -118,6 +119,17 @@ def test_two_workers_are_summed_in_one_scrape(tree: Path, separate: bool) -> Non
     assert sample(again, "zarrdav_requests_total", kind="zarrs_entry", status="307") == 40
     # Each worker parsed (or read from the shared index) the manifest once.
     loaded = sample(text, "zarrdav_manifests_loaded_total")
-    assert 1 <= loaded <= 2
+    assert 1 <= loaded <= workers
     assert sample(text, "zarrdav_manifest_cache_total", event="misses") == loaded
     assert main == (404 if separate else 200)
+
+
+def test_a_metrics_address_that_is_not_host_port_is_a_startup_error() -> None:
+    from zarrdav.edge.metrics import metrics_listen_address
+    from zarrdav.errors import StartupError
+
+    assert metrics_listen_address("") is None and metrics_listen_address("off") is None
+    assert metrics_listen_address("[::1]:9090") == ("::1", 9090)
+    for bad in ("9090", "host:", "host:99999", ":9090", "host:port"):
+        with pytest.raises(StartupError):
+            metrics_listen_address(bad)
