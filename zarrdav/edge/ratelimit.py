@@ -142,9 +142,11 @@ def rate_limit(limits: RateLimits) -> Layer:
 
     def layer(inner: Handler) -> Handler:
         def limited(request: Request) -> Answer:
-            # Set by every request before its upstream calls read it, so never reset.
-            BUDGET.set(limits.client(request))
-            return inner(request)
+            token = BUDGET.set(limits.client(request))
+            try:
+                return inner(request)
+            finally:
+                BUDGET.reset(token)  # nothing after the request spends its client's budget
 
         return limited
 

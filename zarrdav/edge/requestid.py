@@ -34,9 +34,11 @@ def request_ids(inner: Handler) -> Handler:
         given: str | None = request.environ.get("HTTP_X_REQUEST_ID")
         if given is None or not _SANE.fullmatch(given):
             given = f"{prefix}-{next(counter)}"
-        # Set by every request before anything reads it, so never reset.
-        REQUEST_ID.set(given)
-        answer = inner(request)
+        token = REQUEST_ID.set(given)
+        try:
+            answer = inner(request)
+        finally:
+            REQUEST_ID.reset(token)  # nothing after the request sees its id (in-process callers)
         answer.headers.append((HEADER, given))
         return answer
 
