@@ -8,11 +8,13 @@ ARCHITECTURE.md walks one request through it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from zarrdav.config import Settings
 from zarrdav.dav.dandisets import DandisetViews
+from zarrdav.dav.errorpages import html_errors
 from zarrdav.dav.handlers import Handlers
 from zarrdav.dav.host import WsgiDavHost
 from zarrdav.dav.provider import Provider
@@ -28,6 +30,7 @@ from zarrdav.edge.requestid import request_ids
 from zarrdav.edge.requestlog import RequestLog
 from zarrdav.edge.robots import robots_page
 from zarrdav.edge.wsgi import Edge
+from zarrdav.errors import ZarrdavError
 from zarrdav.manifests.cache import ManifestCache
 from zarrdav.manifests.index import ManifestIndex
 from zarrdav.manifests.trees import open_tree
@@ -69,7 +72,8 @@ def create_app(settings: Settings) -> Edge:
         blob_redirect=settings.blob_redirect, redirect_hosts=redirect_hosts,
         missing_manifest=settings.missing_manifest, gate=gate,
     )
-    handlers = Handlers(Provider(zarrs, dandisets), settings.max_body_bytes)
+    provider = Provider(zarrs, dandisets)
+    handlers = Handlers(provider, settings.max_body_bytes, settings.html_page_size)
     metrics = Metrics() if settings.metrics_address != "off" else None
     requests = RequestLog(json=settings.log_format == "json", observer=metrics.observe if metrics else None)
     readiness = Readiness({"manifest tree": lambda: tree.list_directory(""), "archive": archive.ping},
@@ -88,6 +92,7 @@ def create_app(settings: Settings) -> Edge:
         request_ids,
         request_log(requests),
         cors,
+        html_errors(_exists(provider)),
         answer_safely,
         limits(settings.max_path_bytes),
         operator_pages({**probes(readiness), **robots_page(settings.robots),
@@ -114,6 +119,19 @@ def _dispatch(handlers: Handler, dav: Handler) -> Handler:
 
 
 _DAV_METHODS = frozenset(("PROPFIND", "OPTIONS"))
+
+
+def _exists(provider: Provider) -> Callable[[str], bool]:
+    """Whether something is at a path, for error pages' breadcrumbs."""
+
+    def exists(path: str) -> bool:
+        try:
+            provider.resource(path)
+        except ZarrdavError:
+            return False
+        return True
+
+    return exists
 
 
 def _has_dot_segment(path: str) -> bool:

@@ -67,6 +67,7 @@ class Settings:
     trusted_proxies: str = ""
     robots: str = "disallow"
     ready_interval: float = 5.0
+    html_page_size: int = 1000
 
 
 HELP = {
@@ -121,6 +122,8 @@ HELP = {
     "trusted_proxies": "addresses or networks (space-separated) whose X-Forwarded-For names the client",
     "robots": "robots.txt at the root: disallow (every path, for every crawler) or allow",
     "ready_interval": "seconds /-/readyz reuses its last check of the manifest tree and the archive",
+    "html_page_size": "rows per HTML page of a folder for browsers (?page=N); other clients and "
+    "PROPFIND always get every row",
 }
 
 

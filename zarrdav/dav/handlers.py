@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from zarrdav.dav.formats import http_date, quote_url
-from zarrdav.dav.html import render_listing
+from zarrdav.dav.pages import collection_page
 from zarrdav.dav.propfind import BadPropfind, parse_propfind, render_multistatus
 from zarrdav.dav.provider import Provider
 from zarrdav.dav.resources import Collection, File, Resource
@@ -39,9 +39,10 @@ _XML = "application/xml; charset=utf-8"
 class Handlers:
     """Answers every method for the provider's resources: the innermost handler."""
 
-    def __init__(self, provider: Provider, max_body_bytes: int) -> None:
+    def __init__(self, provider: Provider, max_body_bytes: int, html_page_size: int = 1000) -> None:
         self._provider = provider
         self._max_body_bytes = max_body_bytes
+        self._html_page_size = max(1, html_page_size)
         self._by_method: dict[str, Callable[[Request, str], Answer]] = {
             "GET": self._get,
             "HEAD": self._get,
@@ -82,8 +83,10 @@ class Handlers:
                 location += f"?{request.query}"
             return Answer.redirect(301, location)
         notes = () if resource.pinned else (UNPINNED_NOTE,)
-        page = render_listing(resource, self._provider.members(resource), request.script_name, notes)
-        headers = [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(page)))]
+        page = collection_page(resource, self._provider.members(resource), request, self._html_page_size, notes)
+        # Browsers get the listing in pages, other clients whole (zarrdav.dav.pages): it varies by Accept.
+        headers = [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(page))),
+                   ("Vary", "Accept")]
         return Answer(200, headers + _validators(resource), page)
 
     def _propfind(self, request: Request, path: str) -> Answer:
