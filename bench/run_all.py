@@ -25,6 +25,7 @@ import memory
 import propfind
 import proxy
 import redirects
+import scaleout
 import slowclients
 from common import Figure, print_figures
 
@@ -47,18 +48,20 @@ class Plan:
     dandiset_requests: int
     proxy_mb: int
     proxy_clients: int
+    scaleout_seconds: float
 
 
 SMOKE = Plan(redirect_seconds=2, propfind_requests=5, cold_entries=200_000,
              memory_manifests=40, memory_seconds=10, memory_cache_mb=16,
              slow_seconds=2, slow_levels=slowclients.QUICK_LEVELS,
              slow_burst=slowclients.QUICK_BURST,
-             dandiset_assets=1000, dandiset_seconds=2, dandiset_requests=2, proxy_mb=8, proxy_clients=2)
+             dandiset_assets=1000, dandiset_seconds=2, dandiset_requests=2, proxy_mb=8, proxy_clients=2,
+             scaleout_seconds=3)
 FULL = Plan(redirect_seconds=30, propfind_requests=20, cold_entries=1_300_000,
             memory_manifests=200, memory_seconds=120, memory_cache_mb=64,
             slow_seconds=10, slow_levels=slowclients.LEVELS, slow_burst=slowclients.BURST,
             dandiset_assets=10_000, dandiset_seconds=15, dandiset_requests=10,
-            proxy_mb=100, proxy_clients=16)
+            proxy_mb=100, proxy_clients=16, scaleout_seconds=30)
 
 
 def _machine() -> str:
@@ -87,6 +90,7 @@ def main() -> None:
         ("dandisets",
          lambda: dandisets.run(plan.dandiset_assets, plan.dandiset_seconds, plan.dandiset_requests)),
         ("proxy", lambda: proxy.run(plan.proxy_mb, plan.proxy_clients)),
+        ("scale-out", lambda: scaleout.run(plan.scaleout_seconds)),
     ]
     started, load_before = time.perf_counter(), _load_average()
     figures: list[Figure] = []

@@ -136,6 +136,12 @@ def zarrdav_server(
         yield url
 
 
+# Rate limits on, and out of reach: every test client is 127.0.0.1. Tests of
+# the limits themselves set their own.
+UNLIMITED = {"ZARRDAV_RATE_LIMIT_BURST": "1000000", "ZARRDAV_RATE_LIMIT_PER_SECOND": "1000000",
+             "ZARRDAV_ARCHIVE_LIMIT_BURST": "1000000", "ZARRDAV_ARCHIVE_LIMIT_PER_SECOND": "1000000"}
+
+
 @contextmanager
 def zarrdav_process(
     *args: str, log: Path | None = None, env: Mapping[str, str] | None = None
@@ -158,6 +164,8 @@ def zarrdav_process(
         (log.open("w+b") if log is not None else tempfile.TemporaryFile()) as output,
     ):
         environment.setdefault("ZARRDAV_INDEX_DIR", index)
+        for name, value in UNLIMITED.items():
+            environment.setdefault(name, value)
         process = subprocess.Popen(
             [*command, *args], stdout=output, stderr=subprocess.STDOUT, env=environment
         )

@@ -4,6 +4,7 @@ line of text while the server goes on serving everyone else."""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -17,7 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.manifests import one_manifest_tree, sample_manifest
-from tests.servers import free_port, in_process, wait_until_up, zarrdav_server
+from tests.servers import UNLIMITED, free_port, in_process, wait_until_up, zarrdav_server
 from zarrdav.config import Settings
 
 ZARR = "1284a14f-fe4f-4dc3-b10d-48e5db8bf18d"
@@ -249,7 +250,7 @@ def test_sigterm_drains_keep_alive_connections_without_reset(tree: Path) -> None
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "zarrdav", "serve", "--port", str(port), "--manifest-root", str(tree),
-         "--index-dir", ""], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+         "--index-dir", ""], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **UNLIMITED})
     try:
         wait_until_up(f"http://127.0.0.1:{port}/", process)
         errors: list[BaseException] = []

@@ -87,7 +87,7 @@ ALLPROP = {"displayname", "getcontentlength", "getcontenttype", "getetag", "getl
 RFC1123 = re.compile(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep"
                      r"|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d GMT")
 LOG_LINE = re.compile(r"\S+ \S+ INFO zarrdav: (?P<method>[A-Z]+) (?P<path>\S+) (?P<status>\d{3}) "
-                      r"(?P<ms>\d+\.\d)ms(?: \((?P<cause>.+)\))?")
+                      r"(?P<ms>\d+\.\d)ms id=(?P<id>[\w.:@+=-]+)(?: \((?P<cause>.+)\))?")
 
 GOLDEN_CASES = [
     (f"{target}_depth{depth}_{body}", path, depth, body)

@@ -21,11 +21,17 @@ from zarrdav.dav.host import WsgiDavHost
 from zarrdav.dav.provider import Provider
 from zarrdav.dav.zarrs import ZarrViews
 from zarrdav.edge.answer import Answer
+from zarrdav.edge.health import Readiness, probes
 from zarrdav.edge.hosts import allowed_hosts
 from zarrdav.edge.identity import identify
 from zarrdav.edge.layers import Handler, Layer, answer_safely, cors, limits, request_log, stacked
+from zarrdav.edge.metrics import Metrics, metrics_page
+from zarrdav.edge.operator import operator_pages
+from zarrdav.edge.ratelimit import Rate, RateLimits, rate_limit
 from zarrdav.edge.request import Request
+from zarrdav.edge.requestid import request_ids
 from zarrdav.edge.requestlog import RequestLog
+from zarrdav.edge.robots import robots_page
 from zarrdav.edge.wsgi import Edge
 from zarrdav.errors import ZarrdavError
 from zarrdav.manifests.cache import ManifestCache
@@ -78,20 +84,34 @@ def create_app(settings: Settings) -> Edge:
     )
     provider = Provider(zarrs, dandisets)
     handlers = Handlers(provider, settings.max_body_bytes, delivery, settings.html_page_size)
-    requests = RequestLog()
+    metrics = Metrics() if settings.metrics_address != "off" else None
+    requests = RequestLog(json=settings.log_format == "json", observer=metrics.observe if metrics else None)
+    readiness = Readiness({"manifest tree": lambda: tree.list_directory(""), "archive": archive.ping},
+                          settings.ready_interval)
+    rates = RateLimits(Rate(settings.rate_limit_burst, settings.rate_limit_per_second),
+                       Rate(settings.archive_limit_burst, settings.archive_limit_per_second),
+                       settings.rate_limit_clients, settings.trusted_proxies)
+    if metrics is not None:
+        metrics.read("cache", cache.stats)
+        metrics.read("limits", lambda: {"clients": rates.remembered()})
     # Outermost first. A new layer goes where what it needs is already true:
     # after answer_safely it may raise ZarrdavErrors; after limits it sees
-    # only requests of a sane size.
+    # only requests of a sane size. The probes, metrics and robots.txt come
+    # before the rate limits: never refused, never spending a client's tokens.
     layers: list[Layer] = [
+        request_ids,
         request_log(requests),
         cors(frozenset(settings.cors_credentialed_origins.split())),
         html_errors(_exists(provider)),
         answer_safely,
         allowed_hosts(settings.allowed_hosts, settings.host),
         limits(settings.max_path_bytes),
+        operator_pages({**probes(readiness), **robots_page(settings.robots),
+                        **(metrics_page(metrics) if metrics is not None and not settings.metrics_address else {})}),
+        *([rate_limit(rates)] if settings.rate_limit_burst or settings.archive_limit_burst else []),
         identify,
     ]
-    return Edge(stacked(_dispatch(handlers, WsgiDavHost(handlers)), layers), requests)
+    return Edge(stacked(_dispatch(handlers, WsgiDavHost(handlers)), layers), requests, metrics)
 
 
 def _dispatch(handlers: Handler, dav: Handler) -> Handler:

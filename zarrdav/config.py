@@ -56,6 +56,16 @@ class Settings:
     listing_max_mb: int = 64
     redirect_hosts: str = "dandiarchive.s3.amazonaws.com"
     upstream_share: float = 0.75
+    log_format: str = "text"
+    metrics_address: str = ""
+    rate_limit_burst: int = 50
+    rate_limit_per_second: float = 20.0
+    archive_limit_burst: int = 20
+    archive_limit_per_second: float = 5.0
+    rate_limit_clients: int = 65536
+    trusted_proxies: str = ""
+    robots: str = "disallow"
+    ready_interval: float = 5.0
     html_page_size: int = 1000
     file_delivery: str = "auto"
     presign_seconds: int = 300
@@ -103,6 +113,18 @@ HELP = {
     "blob_redirect = s3, beside the zarr_base_url's; others go to the archive's download URL",
     "upstream_share": "share of the threads that may wait on upstreams at once; past it, requests "
     "needing one answer 503 at once, so answers from cache keep flowing",
+    "log_format": "request and upstream log lines as text or json (one object a line)",
+    "metrics_address": "where /-/metrics is served: empty for the main address, host:port for a "
+    "listener of its own, off for nowhere",
+    "rate_limit_burst": "requests a client may send at once before its rate limit applies; 0: no limit",
+    "rate_limit_per_second": "requests a second a client may send past its burst (429 beyond)",
+    "archive_limit_burst": "requests needing the archive (uncached /dandisets/ paths) a client may send "
+    "at once; 0: no limit",
+    "archive_limit_per_second": "requests needing the archive a second a client may send past that burst",
+    "rate_limit_clients": "clients whose rate limits are remembered; the longest remembered go first",
+    "trusted_proxies": "addresses or networks (space-separated) whose X-Forwarded-For names the client",
+    "robots": "robots.txt at the root: disallow (every path, for every crawler) or allow",
+    "ready_interval": "seconds /-/readyz reuses its last check of the manifest tree and the archive",
     "html_page_size": "rows per HTML page of a folder for browsers (?page=N); other clients and "
     "PROPFIND always get every row",
     "file_delivery": "how a file's bytes reach the client: redirect (to S3), proxy (streamed through "
@@ -146,6 +168,8 @@ CHOICES = {
     "missing_manifest": ("live-draft", "error"),
     "log_level": ("DEBUG", "INFO", "WARNING", "ERROR"),
     "file_delivery": ("auto", "redirect", "proxy"),
+    "log_format": ("text", "json"),
+    "robots": ("disallow", "allow"),
 }
 
 

@@ -69,6 +69,16 @@ class HeadersTooLarge(RequestError):
     status = 431
 
 
+class TooManyRequests(RequestError):
+    """A client past its rate limit; ``Retry-After`` says when a token is back."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.headers = (("Retry-After", str(retry_after)),)
+
+
 class NotFound(ZarrdavError):
     """Nothing exists at the requested place."""
 

@@ -94,6 +94,9 @@ def _start_upstreams(stack: ExitStack, host: str, port: int, s3_port: int) -> tu
         api_url=api_url,
         blob_redirect="s3",  # one hop to S3: davfs2 follows no more
         index_dir=str(workdir / "index"),
+        # One local user and their clients (a mount reads chunks by the hundred): no rate limits.
+        rate_limit_burst=0,
+        archive_limit_burst=0,
     ), zarr_version_path(traces.zarr_id, traces.first)
 
 

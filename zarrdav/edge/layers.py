@@ -17,6 +17,7 @@ from zarrdav.edge.answer import Answer
 from zarrdav.edge.request import Request
 from zarrdav.edge.requestlog import RequestLog
 from zarrdav.errors import UnsendableHeader, URITooLong, ZarrdavError
+from zarrdav.upstreams.calls import REQUEST_ID
 
 Handler = Callable[[Request], Answer]
 Layer = Callable[[Handler], Handler]
@@ -31,13 +32,13 @@ def stacked(handler: Handler, layers: Sequence[Layer]) -> Handler:
 
 
 def request_log(requests: RequestLog) -> Layer:
-    """One line per request: method, path, the status sent, time, cause of a 5xx."""
+    """One line per request: method, path, the status sent, time, its id, cause of a 5xx."""
 
     def layer(inner: Handler) -> Handler:
         def logged(request: Request) -> Answer:
             started = time.perf_counter()
             answer = inner(request)
-            requests.write(request.method, request.raw_path, answer.status, started, answer.cause)
+            requests.write(request.method, request.raw_path, answer.status, started, answer.cause, REQUEST_ID.get())
             return answer
 
         return logged

@@ -10,7 +10,11 @@ GIL. A line is written within ``FLUSH_SECONDS``, at once if it reports a
 server error (5xx), and before the server ends (``Logged.close``). Each
 write holds whole lines and at most ``PIPE_BUF`` bytes, so lines of
 processes sharing a pipe never mix. Everything else (errors and their
-tracebacks) still goes through ``logging``.
+tracebacks, upstream calls) still goes through ``logging``, formatted as
+JSON too with ``log_format = json`` (``JsonFormatter``).
+
+The same batches feed the metrics (``Observer``): each request's figures
+are counted once, off its path, by whoever writes its line.
 """
 
 from __future__ import annotations
@@ -22,7 +26,11 @@ import select
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
 from urllib.parse import quote
+
+import orjson
 
 from zarrdav.edge.answer import one_line
 from zarrdav.errors import ZarrdavError
@@ -38,6 +46,10 @@ _MOST_PENDING = 4096
 # Paths longer than this are logged as their first _SHOWN characters.
 _LONGEST_LOGGED = 1024
 _SHOWN = 200
+# started, ended (time.perf_counter), method, WSGI PATH_INFO, status, cause, request id
+Noted = tuple[float, float, str, str, int, BaseException | None, str]
+# Called with each batch of noted requests, from the thread writing them.
+Observer = Callable[[Sequence[Noted]], None]
 
 
 class RequestLog:
@@ -48,24 +60,26 @@ class RequestLog:
     each on its request's path, between the server's own work.
     """
 
-    def __init__(self, fd: int = 2) -> None:
+    def __init__(self, fd: int = 2, *, json: bool = False, observer: Observer | None = None) -> None:
         self._fd = fd  # standard error, where ``zarrdav serve`` sends ``logging`` too
+        self._json = json
+        self._observer = observer
         # Lines of one second share its formatted stamp (made under _writing).
         self._second = 0
         self._stamp = ""
         # Appends and pops are atomic: no lock per request.
-        self._pending: deque[tuple[float, float, str, str, int, BaseException | None]] = deque()
+        self._pending: deque[Noted] = deque()
         self._writing = threading.Lock()
         self._flusher: threading.Thread | None = None
 
     def write(self, method: str, path_info: str, status: int, started: float,
-              cause: BaseException | None) -> None:
+              cause: BaseException | None, request_id: str = "-") -> None:
         """Note a request's line: its method, WSGI ``PATH_INFO``, status, when it
-        started (``time.perf_counter``) and the cause of a failure."""
-        if not log.isEnabledFor(logging.INFO):
+        started (``time.perf_counter``), the cause of a failure and its id."""
+        if self._observer is None and not log.isEnabledFor(logging.INFO):
             return
         pending = self._pending
-        pending.append((started, time.perf_counter(), method, path_info, status, cause))
+        pending.append((started, time.perf_counter(), method, path_info, status, cause, request_id))
         if self._flusher is None:
             self._start_flusher()
         if status >= 500 or len(pending) > _MOST_PENDING:
@@ -75,30 +89,46 @@ class RequestLog:
         """Write every pending line now."""
         pending = self._pending
         with self._writing:
-            # Read together, the two clocks place the requests' perf_counter
-            # readings in wall-clock time: a request reads one clock, not two.
-            wall = time.time() - time.perf_counter()
-            batch: list[bytes] = []
-            size = 0
-            while pending:
-                started, ended, method, path_info, status, cause = pending.popleft()
-                now = wall + ended
-                if int(now) != self._second:
-                    self._second = int(now)
-                    self._stamp = time.strftime("%Y-%m-%d %H:%M:%S,", time.localtime(self._second))
-                millis = _MILLIS[int((now - self._second) * 1000)]
-                tenths = int((ended - started) * 10_000)
-                path = wire_path(path_info)
+            noted = [pending.popleft() for _ in range(len(pending))]
+            if self._observer is not None:  # also when idle: it publishes gauges then
+                self._observer(noted)
+            if log.isEnabledFor(logging.INFO):
+                self._write_lines(noted)
+
+    def _write_lines(self, noted: list[Noted]) -> None:
+        # Read together, the two clocks place the requests' perf_counter
+        # readings in wall-clock time: a request reads one clock, not two.
+        wall = time.time() - time.perf_counter()
+        batch: list[bytes] = []
+        size = 0
+        for started, ended, method, path_info, status, cause, request_id in noted:
+            now = wall + ended
+            if int(now) != self._second:
+                self._second = int(now)
+                self._stamp = time.strftime("%Y-%m-%d %H:%M:%S,", time.localtime(self._second))
+            millis = _MILLIS[int((now - self._second) * 1000)]
+            tenths = int((ended - started) * 10_000)
+            path = wire_path(path_info)
+            if self._json:
+                fields: dict[str, Any] = {
+                    "time": f"{self._stamp}{millis}", "level": "INFO", "logger": "zarrdav",
+                    "method": wire_path(method), "path": path, "status": status,
+                    "ms": tenths / 10, "request_id": request_id,
+                }
+                if cause:
+                    fields["cause"] = describe(cause)
+                line = orjson.dumps(fields) + b"\n"
+            else:
                 suffix = f" ({describe(cause)})" if cause else ""
                 line = (f"{self._stamp}{millis} INFO zarrdav: {wire_path(method)} {path} {status} "
-                        f"{tenths // 10}.{tenths % 10}ms{suffix}\n").encode(errors="replace")
-                if size + len(line) > select.PIPE_BUF and batch:
-                    self._write(b"".join(batch))
-                    batch, size = [], 0
-                batch.append(line)
-                size += len(line)
-            if batch:
+                        f"{tenths // 10}.{tenths % 10}ms id={request_id}{suffix}\n").encode(errors="replace")
+            if size + len(line) > select.PIPE_BUF and batch:
                 self._write(b"".join(batch))
+                batch, size = [], 0
+            batch.append(line)
+            size += len(line)
+        if batch:
+            self._write(b"".join(batch))
 
     def _write(self, data: bytes) -> None:
         try:
@@ -118,6 +148,26 @@ class RequestLog:
         while True:
             time.sleep(FLUSH_SECONDS)
             self.flush()
+
+
+class JsonFormatter(logging.Formatter):
+    """``logging`` records as one JSON object a line, with the fields a call
+    put in ``extra`` (an upstream call's upstream, item, outcome, ms, request id)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields: dict[str, Any] = {
+            "time": self.formatTime(record), "level": record.levelname, "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in _EXTRA_FIELDS:
+            if name in record.__dict__:
+                fields[name] = record.__dict__[name]
+        if record.exc_info:
+            fields["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(fields, default=str).decode()
+
+
+_EXTRA_FIELDS = ("upstream", "where", "outcome", "ms", "request_id")
 
 
 def wire_path(raw: str) -> str:

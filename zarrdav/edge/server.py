@@ -19,7 +19,8 @@ from cheroot import wsgi
 from zarrdav.app import create_app
 from zarrdav.config import Settings
 from zarrdav.edge.connection import Framing, receive_whole_requests
-from zarrdav.edge.requestlog import LOG_FORMAT, RequestLog
+from zarrdav.edge.metrics import metrics_listen_address, serve_metrics, shared_metrics, worker_ended
+from zarrdav.edge.requestlog import LOG_FORMAT, JsonFormatter, RequestLog
 from zarrdav.edge.startup import check_listen, check_startup
 from zarrdav.edge.supervisor import run_workers
 from zarrdav.errors import StartupError
@@ -37,16 +38,28 @@ def serve(settings: Settings) -> int:
     # zarrdav logs each request once; the HTTP client's own lines would double them.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = check_startup(settings)
+    if settings.log_format == "json":
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter())
+    listen = metrics_listen_address(settings.metrics_address)
     workers = max(1, settings.workers)
     cpus = worker_cpus(workers) if settings.pin_cpus else [None] * workers
     if workers == 1:
-        _serve_process(settings, reuse_port=False, cpu=cpus[0])
+        _serve_process(settings, reuse_port=False, cpu=cpus[0], metrics_listen=listen)
         return 0
     # Each worker binds the same port with SO_REUSEPORT; the kernel spreads
     # connections across them, and each has its own GIL and caches. A worker
     # drains its requests, then finishes its index saves, before it ends.
     stop_within = settings.drain_seconds + _STOP_MARGIN
-    return run_workers(partial(_serve_process, settings, True), cpus, stop_within)
+    with shared_metrics(settings.metrics_address != "off"):
+        # The workers' metrics are summed by whoever answers a scrape: a
+        # worker on the main port, or this process on a listener of its own.
+        listener = serve_metrics(listen, None) if listen is not None else None
+        try:
+            return run_workers(partial(_serve_process, settings, True), cpus, stop_within, ended=worker_ended)
+        finally:
+            if listener is not None:
+                listener.shutdown()
 
 
 _STOP_MARGIN = 5.0  # seconds a worker has to end once its requests are drained
@@ -106,9 +119,13 @@ def hold_to_cpu(cpu: int | None) -> None:
 
 
 def _serve_process(
-    settings: Settings, reuse_port: bool, cpu: int | None, ready: Callable[[], None] | None = None
+    settings: Settings, reuse_port: bool, cpu: int | None, ready: Callable[[], None] | None = None,
+    metrics_listen: tuple[str, int] | None = None,
 ) -> None:
-    """Serve in this process until SIGINT or SIGTERM; ``ready()`` once listening."""
+    """Serve in this process until SIGINT or SIGTERM; ``ready()`` once listening.
+
+    ``metrics_listen``: where this process serves its metrics itself (one process only).
+    """
     hold_to_cpu(cpu)
     app = create_app(settings)
     server = wsgi.Server(
@@ -132,6 +149,17 @@ def _serve_process(
         settings.request_timeout, connections,
     )
     server.log_refusal = _refusal_logger(app.requests)  # type: ignore[attr-defined]
+    listener = None
+    if app.metrics is not None:
+        pool = server.requests
+        app.metrics.read("server", lambda: {"busy": len(pool._threads) - pool.idle, "queued": pool.qsize,
+                                            "dropped": reception.dropped})
+        if metrics_listen is not None:
+            try:
+                listener = serve_metrics(metrics_listen, app.metrics.registry)
+            except StartupError:
+                app.close()
+                raise
     if ready is not None:
         ready()
     host, port = server.bind_addr[:2]
@@ -152,6 +180,8 @@ def _serve_process(
         time.sleep(0.05)
     server.stop()
     loop.join(10)
+    if listener is not None:
+        listener.shutdown()
     app.close()
 
 

@@ -50,10 +50,12 @@ class _Slot:
     restart_at: float = 0.0
 
 
-def run_workers(serve_on: ServeOn, cpus: Sequence[int | None], stop_within: float = 15.0) -> int:
+def run_workers(serve_on: ServeOn, cpus: Sequence[int | None], stop_within: float = 15.0,
+                ended: Callable[[int], None] | None = None) -> int:
     """``serve_on(cpu, ready)`` in a forked process for each of ``cpus``, kept
     alive until SIGINT or SIGTERM; then every worker gets SIGTERM, and SIGKILL
-    after ``stop_within`` seconds.
+    after ``stop_within`` seconds. ``ended(pid)`` is told of each worker that
+    ended, however (its metrics' live gauges are removed).
 
     Returns the exit status: 0 once stopped by a signal, 1 when workers keep
     dying. Raises ``StartupError`` when a worker fails its startup.
@@ -64,7 +66,7 @@ def run_workers(serve_on: ServeOn, cpus: Sequence[int | None], stop_within: floa
         stopping.set()
 
     previous = {number: signal.signal(number, request_stop) for number in STOP_SIGNALS}
-    supervisor = _Supervisor(serve_on, cpus)
+    supervisor = _Supervisor(serve_on, cpus, ended)
     try:
         return supervisor.run(stopping)
     finally:
@@ -74,8 +76,10 @@ def run_workers(serve_on: ServeOn, cpus: Sequence[int | None], stop_within: floa
 
 
 class _Supervisor:
-    def __init__(self, serve_on: ServeOn, cpus: Sequence[int | None]) -> None:
+    def __init__(self, serve_on: ServeOn, cpus: Sequence[int | None],
+                 ended: Callable[[int], None] | None = None) -> None:
         self._serve_on = serve_on
+        self._ended = ended
         self._slots = [_Slot(number, cpu) for number, cpu in enumerate(cpus, start=1)]
         self._deaths: deque[float] = deque()
         self._context = multiprocessing.get_context("fork")
@@ -112,6 +116,8 @@ class _Supervisor:
                      f"within {within:g} s; killing it")
                 slot.process.kill()
                 slot.process.join(5)
+            if self._ended is not None and slot.process.pid is not None:
+                self._ended(slot.process.pid)
         for slot in self._slots:
             if slot.report is not None:
                 slot.report.close()
@@ -149,6 +155,8 @@ class _Supervisor:
         process = slot.process
         assert process is not None
         process.join()
+        if self._ended is not None and process.pid is not None:
+            self._ended(process.pid)
         if slot.report is not None and slot.report.poll():
             self._read_report(slot)  # it reported just before it ended
         code = process.exitcode

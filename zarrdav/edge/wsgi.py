@@ -8,6 +8,7 @@ from typing import Any
 
 from zarrdav.edge.answer import status_line
 from zarrdav.edge.layers import Handler
+from zarrdav.edge.metrics import Metrics
 from zarrdav.edge.request import Request
 from zarrdav.edge.requestlog import RequestLog
 
@@ -18,14 +19,16 @@ _NO_BODY = (b"",)
 class Edge:
     """Serves ``handle`` (the layers around the handlers) to a WSGI server.
 
-    ``close`` writes the request log lines still pending.
+    ``close`` writes the request log lines still pending. ``metrics`` is
+    None when they are off.
     """
 
-    __slots__ = ("_handle", "requests")
+    __slots__ = ("_handle", "requests", "metrics")
 
-    def __init__(self, handle: Handler, requests: RequestLog) -> None:
+    def __init__(self, handle: Handler, requests: RequestLog, metrics: Metrics | None = None) -> None:
         self._handle = handle
         self.requests = requests
+        self.metrics = metrics
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
@@ -40,3 +43,5 @@ class Edge:
 
     def close(self) -> None:
         self.requests.flush()
+        if self.metrics is not None:
+            self.metrics.close()

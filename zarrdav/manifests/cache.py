@@ -30,6 +30,7 @@ from zarrdav.manifests.layout import manifest_checksums, zarr_prefix
 from zarrdav.manifests.model import Manifest
 from zarrdav.manifests.reader import read_manifest
 from zarrdav.manifests.trees import KIND, Listing, ManifestTree
+from zarrdav.tally import Tally
 from zarrdav.upstreams.flights import Flights, UpstreamGate
 
 # glibc keeps memory freed below its mmap threshold for reuse: after a large
@@ -71,6 +72,12 @@ class ManifestCache:
         self._indexer = (
             ThreadPoolExecutor(1, thread_name_prefix="zarrdav-index") if index is not None else None
         )
+        # For the metrics: hits on every chunk GET, so counted without a lock.
+        self._hits = Tally()
+        self._misses = Tally()
+        self._evictions = 0
+        self._parsed = Tally()
+        self._from_index = Tally()
 
     def manifest(self, zarr_id: str, checksum: str) -> Manifest:
         key = (zarr_id, checksum)
@@ -78,11 +85,13 @@ class ManifestCache:
         # atomic, and every chunk GET of a busy server comes here.
         cached = self._manifests.get(key)
         if cached is not None:
+            self._hits.add()
             try:
                 self._manifests.move_to_end(key)
             except KeyError:
                 pass  # evicted just now; this request still has it
             return cached[0]
+        self._misses.add()
         with self._gate.waiting(KIND):
             return self._missed(key)
 
@@ -129,6 +138,14 @@ class ManifestCache:
             while self._bytes > self._max_bytes:
                 _, (_, evicted) = self._manifests.popitem(last=False)
                 self._bytes -= evicted
+                self._evictions += 1
+
+    def stats(self) -> dict[str, int]:
+        """Counts since start (hits, misses, evictions, parsed, index) and what is kept now."""
+        with self._lock:
+            return {"hits": self._hits.value(), "misses": self._misses.value(), "evictions": self._evictions,
+                    "parsed": self._parsed.value(), "index": self._from_index.value(),
+                    "bytes": self._bytes, "manifests": len(self._manifests)}
 
     def _load(self, zarr_id: str, checksum: str) -> tuple[Manifest, bool]:
         """The manifest from the index if it is there, else fetched and parsed
@@ -136,6 +153,7 @@ class ManifestCache:
         index = self._index
         indexed = index.load(zarr_id, checksum) if index is not None else None
         if indexed is not None:
+            self._from_index.add()
             return indexed, False
 
         holding = False
@@ -147,7 +165,9 @@ class ManifestCache:
             return read_manifest(stream, source)
 
         try:
-            return self.tree.fetch_manifest(zarr_id, checksum, parse), True
+            manifest = self.tree.fetch_manifest(zarr_id, checksum, parse)
+            self._parsed.add()
+            return manifest, True
         except BaseException:
             if holding:
                 self._parsing.release()

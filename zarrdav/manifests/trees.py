@@ -252,7 +252,7 @@ class S3Tree(ManifestTree):
         directories, files = [], []
         listed = 0
         end = time.monotonic() + self._timeout
-        with s3_errors(f"{KIND}: {where}"):
+        with s3_errors(f"{KIND}: {where}", KIND):
             pages = self._client.get_paginator("list_objects_v2").paginate(
                 Bucket=self._bucket, Prefix=prefix, Delimiter="/"
             )
@@ -274,7 +274,7 @@ class S3Tree(ManifestTree):
 
     def _download(self, path: str, sink: IO[bytes]) -> None:
         end = time.monotonic() + self._timeout
-        with s3_errors(f"{KIND}: {path}"):
+        with s3_errors(f"{KIND}: {path}", KIND):
             answer = self._client.get_object(Bucket=self._bucket, Key=self._prefix + path)
             body = answer["Body"]
             try:

@@ -31,6 +31,7 @@ import orjson
 from zarrdav import __version__
 from zarrdav.edge import identity
 from zarrdav.errors import Forbidden, NotFound, Unauthorized, UpstreamError
+from zarrdav.upstreams.calls import observed
 from zarrdav.upstreams.http import deadline, http_errors, make_http_client, public_url, read_body
 
 KIND = "archive"
@@ -173,6 +174,10 @@ class ArchiveClient:
             raise UpstreamError(f"{KIND}: version metadata of {dandiset_id}/{version} is not an object")
         return document
 
+    def ping(self) -> None:
+        """One small call that the archive answers when it is up (readiness)."""
+        self._get_json("dandisets/", {"page_size": "1"})
+
     def item_at(self, dandiset_id: str, version: str, path: str) -> AtPathItem | None:
         """The asset or folder at ``path`` (one call, without its children); None if nothing is there."""
         params = {"dandiset_id": dandiset_id, "version_id": version, "path": path, "metadata": "true"}
@@ -293,7 +298,7 @@ class ArchiveClient:
         if token is not None and urlsplit(url).netloc == self._host:
             headers["Authorization"] = f"token {token}"
         end = time.monotonic() + self._timeout
-        with deadline(self._timeout), http_errors(KIND, where):
+        with observed(KIND, where), deadline(self._timeout), http_errors(KIND, where):
             for attempt in range(self._retries + 1):
                 last = attempt == self._retries
                 try:

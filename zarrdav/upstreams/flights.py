@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from typing import Generic, TypeVar
 
 from zarrdav.errors import Unavailable
+from zarrdav.upstreams.calls import charge
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -31,7 +32,11 @@ class UpstreamGate:
 
     @contextmanager
     def waiting(self, kind: str) -> Iterator[None]:
-        """Hold a slot for the block; a thread already holding one takes no second."""
+        """Hold a slot for the block; a thread already holding one takes no second.
+
+        Each block is charged to the client's budget for ``kind`` first.
+        """
+        charge(kind)
         depth: int = getattr(self._depth, "value", 0)
         if depth == 0 and self._slots is not None and not self._slots.acquire(blocking=False):
             raise Unavailable(f"{kind}: too many requests are waiting on upstreams; try again shortly")

@@ -27,6 +27,7 @@ import httpcore
 import httpx
 
 from zarrdav.errors import Forbidden, NotFound, UpstreamError, UpstreamTimeout
+from zarrdav.upstreams.calls import observed
 
 _local = threading.local()
 
@@ -144,7 +145,7 @@ def get(
     ("manifest tree", "128/4a1/"), never the URL itself, which may carry
     credentials or local paths.
     """
-    with deadline(seconds), http_errors(kind, where):
+    with observed(kind, where), deadline(seconds), http_errors(kind, where):
         with client.stream("GET", url, **options) as response:
             status = response.status_code
             if status == 404:

@@ -12,6 +12,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, ReadTimeoutError
 
 from zarrdav.errors import Forbidden, NotFound, UpstreamError, UpstreamTimeout, ZarrdavError
+from zarrdav.upstreams.calls import observed
 
 # botocore's attempts at each call (its standard retries): a server that must
 # answer within a deadline gives each attempt a third of it.
@@ -90,13 +91,15 @@ def s3_code(error: ClientError) -> str:
 
 
 @contextmanager
-def s3_errors(where: str) -> Iterator[None]:
-    """botocore's failures inside the block as zarrdav's, causes kept."""
-    try:
-        yield
-    except ClientError as error:
-        raise s3_error(error, where) from error
-    except (ConnectTimeoutError, ReadTimeoutError) as error:
-        raise UpstreamTimeout(f"S3: {where}: no answer in time") from error
-    except BotoCoreError as error:
-        raise UpstreamError(f"S3: {where}: {error.__class__.__name__}") from error
+def s3_errors(where: str, upstream: str = "S3") -> Iterator[None]:
+    """botocore's failures inside the block as zarrdav's, causes kept; the
+    block is one call to ``upstream`` (``calls.observed``)."""
+    with observed(upstream, where):
+        try:
+            yield
+        except ClientError as error:
+            raise s3_error(error, where) from error
+        except (ConnectTimeoutError, ReadTimeoutError) as error:
+            raise UpstreamTimeout(f"S3: {where}: no answer in time") from error
+        except BotoCoreError as error:
+            raise UpstreamError(f"S3: {where}: {error.__class__.__name__}") from error
