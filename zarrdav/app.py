@@ -12,12 +12,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from zarrdav.config import Settings
+from zarrdav.dav.caching import CachePolicy
 from zarrdav.dav.dandisets import DandisetViews
 from zarrdav.dav.handlers import Handlers
 from zarrdav.dav.host import WsgiDavHost
 from zarrdav.dav.provider import Provider
 from zarrdav.dav.zarrs import ZarrViews
 from zarrdav.edge.answer import Answer
+from zarrdav.edge.compression import compression
 from zarrdav.edge.layers import Handler, Layer, answer_safely, cors, limits, request_log, stacked
 from zarrdav.edge.request import Request
 from zarrdav.edge.requestlog import RequestLog
@@ -63,7 +65,8 @@ def create_app(settings: Settings) -> Edge:
         blob_redirect=settings.blob_redirect, redirect_hosts=redirect_hosts,
         missing_manifest=settings.missing_manifest, gate=gate,
     )
-    handlers = Handlers(Provider(zarrs, dandisets), settings.max_body_bytes)
+    caching = CachePolicy(settings.cache_max_age)
+    handlers = Handlers(Provider(zarrs, dandisets), settings.max_body_bytes, caching)
     requests = RequestLog()
     # Outermost first. A new layer goes where what it needs is already true:
     # after answer_safely it may raise ZarrdavErrors; after limits it sees
@@ -71,6 +74,8 @@ def create_app(settings: Settings) -> Edge:
     layers: list[Layer] = [
         request_log(requests),
         cors,
+        caching.layer,
+        compression,
         answer_safely,
         limits(settings.max_path_bytes),
     ]

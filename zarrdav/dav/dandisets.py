@@ -23,7 +23,7 @@ the operator named.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -96,7 +96,8 @@ class DandisetViews:
                 return self._inside_version(route)
         raise NotFound(f"nothing at {path}")
 
-    def members(self, route: Route, collection: Collection) -> list[Resource]:
+    def members(self, route: Route, collection: Collection) -> Iterable[Resource]:
+        """A list; a pinned Zarr asset's directory an iterator in name order (see ``ZarrViews.members``)."""
         match route:
             case DandisetsRoute():
                 dandisets = self._cached(("dandisets",), False, lambda: list(self._archive.dandisets()))
@@ -237,7 +238,7 @@ class DandisetViews:
                 return self._live_resource(root, self._live.lookup(item.zarr, rest))
         return self._zarrs.entry(item.zarr, checksum, root, rest)
 
-    def _members_inside(self, route: VersionRoute) -> list[Resource]:
+    def _members_inside(self, route: VersionRoute) -> Iterable[Resource]:
         item, rest, version = self._locate(route)
         if isinstance(item, Folder):
             _, fixed = self._resolve(route)

@@ -7,14 +7,16 @@ answer with its status (see ``zarrdav.errors``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from itertools import chain
 
+from zarrdav.dav.caching import CACHE_CONTROL, CachePolicy
 from zarrdav.dav.formats import http_date, quote_url
 from zarrdav.dav.html import render_listing
 from zarrdav.dav.propfind import BadPropfind, parse_propfind, render_multistatus
 from zarrdav.dav.provider import Provider
 from zarrdav.dav.resources import Collection, File, Resource
-from zarrdav.edge.answer import Answer
+from zarrdav.edge.answer import Answer, Body
 from zarrdav.edge.request import Request
 from zarrdav.errors import BadRequest, MethodNotAllowed, NotFound, NotImplementedMethod
 
@@ -39,8 +41,9 @@ _XML = "application/xml; charset=utf-8"
 class Handlers:
     """Answers every method for the provider's resources: the innermost handler."""
 
-    def __init__(self, provider: Provider, max_body_bytes: int) -> None:
+    def __init__(self, provider: Provider, max_body_bytes: int, caching: CachePolicy) -> None:
         self._provider = provider
+        self._caching = caching
         self._max_body_bytes = max_body_bytes
         self._by_method: dict[str, Callable[[Request, str], Answer]] = {
             "GET": self._get,
@@ -68,23 +71,34 @@ class Handlers:
 
     def _get(self, request: Request, path: str) -> Answer:
         resource = self._provider.resource(path)
+        caching = self._caching
+        cache = (CACHE_CONTROL, caching.control(resource))
         if isinstance(resource, File):
             if path[-1] == "/":
                 raise NotFound(f"{path} is a file, not a folder")
             if resource.body is not None:
+                validators = _validators(resource)
+                unchanged = caching.not_modified(request, resource, validators)
+                if unchanged is not None:
+                    return unchanged
                 headers = [("Content-Type", resource.content_type), ("Content-Length", str(len(resource.body)))]
-                return Answer(200, headers + _validators(resource), resource.body)
+                return Answer(200, [*headers, *validators, cache], resource.body)
             assert resource.location is not None
-            return Answer.redirect(307, resource.location, _validators(resource))
+            return Answer.redirect(307, resource.location, [*_validators(resource), cache])
         if path[-1] != "/":
             location = quote_url(f"{request.script_name}{path}/")
             if request.query:
                 location += f"?{request.query}"
-            return Answer.redirect(301, location)
+            return Answer.redirect(301, location, [cache])
+        validators = _validators(resource)
+        unchanged = caching.not_modified(request, resource, validators)
+        if unchanged is not None:
+            return unchanged
         notes = () if resource.pinned else (UNPINNED_NOTE,)
-        page = render_listing(resource, self._provider.members(resource), request.script_name, notes)
+        members = list(self._provider.members(resource))
+        page = render_listing(resource, members, request.script_name, notes)
         headers = [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(page)))]
-        return Answer(200, headers + _validators(resource), page)
+        return Answer(200, [*headers, *validators, cache], page)
 
     def _propfind(self, request: Request, path: str) -> Answer:
         depth = (request.depth or "infinity").strip().lower()
@@ -101,11 +115,24 @@ class Handlers:
             wanted = parse_propfind(body)
         except BadPropfind as error:
             raise BadRequest(str(error)) from error
-        resources: list[Resource] = [resource]
+        resources: Iterable[Resource] = (resource,)
         if depth == "1" and isinstance(resource, Collection):
-            resources += self._provider.members(resource)
-        answer = render_multistatus(wanted, resources, request.script_name)
-        return Answer(207, [("Content-Type", _XML), ("Content-Length", str(len(answer)))], answer)
+            resources = chain(resources, self._provider.members(resource))
+        # Past this point only formatting happens: the answer is sent as it is written.
+        answer = _sized(render_multistatus(wanted, resources, request.script_name))
+        headers = [("Content-Type", _XML), (CACHE_CONTROL, self._caching.control(resource))]
+        if isinstance(answer, bytes):
+            headers.append(("Content-Length", str(len(answer))))
+        return Answer(207, headers, answer)
+
+
+def _sized(chunks: Iterator[bytes]) -> Body:
+    """A short answer whole, with its length; a long one as the stream it is."""
+    first = next(chunks, b"")
+    second = next(chunks, None)
+    if second is None:
+        return first
+    return chain((first, second), chunks)
 
 
 def _validators(resource: Resource) -> list[tuple[str, str]]:
