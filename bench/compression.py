@@ -143,7 +143,8 @@ def _baseline_server(ref: str, work: Path, tree: Path) -> Server:
                              capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)
     # Its package ahead of this checkout's (an editable install, or the working directory).
-    launcher = f"import sys, runpy; sys.path.insert(0, {str(source)!r}); runpy.run_module('zarrdav', run_name='__main__')"
+    launcher = (f"import sys, runpy; sys.path.insert(0, {str(source)!r}); "
+                "runpy.run_module('zarrdav', run_name='__main__')")
     command = [sys.executable, "-c", launcher, "serve", "--port", "0", "--api-url", f"{NOWHERE}/api",
                "--zarr-base-url", f"{NOWHERE}/zarr", "--manifest-root", str(tree),
                "--index-dir", str(work / f"index-{ref}")]
