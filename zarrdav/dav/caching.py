@@ -26,14 +26,13 @@ from functools import lru_cache
 
 from zarrdav.dav.resources import Collection, Resource
 from zarrdav.edge.answer import Answer, Headers
+from zarrdav.edge.compression import VARY  # a folder's page may be gzipped
 from zarrdav.edge.layers import Handler
 from zarrdav.edge.request import Request
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 NO_STORE = "no-store"
 CACHE_CONTROL = "Cache-Control"
-# A folder's GET answers HTML, which the compression layer may gzip.
-VARY = ("Vary", "Accept-Encoding")
 _TAG = re.compile(r'(?:W/)?"([^"]*)"')
 
 
@@ -85,21 +84,23 @@ def _current(request: Request, resource: Resource) -> bool:
     if request.if_none_match is not None:
         # Weak comparison (§13.1.2): a gzipped page's W/"x" is the page "x".
         tags = request.if_none_match.strip()
-        return tags == "*" or (resource.etag is not None and resource.etag in _tags(tags))
+        return tags == "*" or (resource.etag is not None and resource.etag in _TAG.findall(tags))
     if request.if_modified_since is None or resource.modified is None:
         return False
     since = _http_date(request.if_modified_since)
     return since is not None and resource.modified.timestamp() // 1 <= since
 
 
-@lru_cache(maxsize=256)
-def _tags(field: str) -> frozenset[str]:
-    return frozenset(_TAG.findall(field))
-
-
-@lru_cache(maxsize=256)
 def _http_date(field: str) -> float | None:
     """Seconds since the epoch of an HTTP-date; None for anything else (ignored, §13.1.3)."""
+    return _parsed_date(field) if len(field) <= _DATE_CHARS else None
+
+
+_DATE_CHARS = 64  # "Sun, 06 Nov 1994 08:49:37 GMT" and its obsolete forms fit; no cache of long junk
+
+
+@lru_cache(maxsize=256)
+def _parsed_date(field: str) -> float | None:
     try:
         moment = parsedate_to_datetime(field)
     except (TypeError, ValueError, IndexError):

@@ -80,9 +80,17 @@ def _pieces(body: Body) -> Iterable[bytes | memoryview]:
     return (view[start : start + CHUNK_BYTES] for start in range(0, len(body), CHUNK_BYTES))
 
 
-@lru_cache(maxsize=256)
 def accepts_gzip(field: str) -> bool:
     """Whether ``Accept-Encoding`` allows gzip (RFC 9110 §12.5.3): named, or ``*``, with q > 0."""
+    # Clients send a few short values again and again; long ones are not kept.
+    return _accepts_gzip(field) if len(field) <= _KEPT_CHARS else _accepts_gzip.__wrapped__(field)
+
+
+_KEPT_CHARS = 256
+
+
+@lru_cache(maxsize=256)
+def _accepts_gzip(field: str) -> bool:
     named: float | None = None
     wildcard: float | None = None
     for member in field.lower().split(","):
