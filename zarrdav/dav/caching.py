@@ -67,13 +67,13 @@ class CachePolicy:
                             *((VARY,) if isinstance(resource, Collection) else ())])
 
     def layer(self, inner: Handler) -> Handler:
-        """Answers the handlers did not mark (errors, OPTIONS): short, and a 5xx not at all."""
+        """Errors, which the handlers never mark: kept briefly, and a 5xx not at all."""
 
         def marked(request: Request) -> Answer:
             answer = inner(request)
-            headers = answer.headers
-            if not any(name == CACHE_CONTROL for name, _ in headers):
-                headers.append((CACHE_CONTROL, NO_STORE if answer.status >= 500 else self.changing))
+            status = answer.status
+            if status >= 400:
+                answer.headers.append((CACHE_CONTROL, NO_STORE if status >= 500 else self.changing))
             return answer
 
         return marked

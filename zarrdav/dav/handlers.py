@@ -67,7 +67,7 @@ class Handlers:
         if path != "*":
             self._provider.resource(path)
         return Answer(200, [("DAV", "1"), ("Allow", ALLOW), ("MS-Author-Via", "DAV"),
-                            ("Content-Length", "0")])
+                            ("Content-Length", "0"), (CACHE_CONTROL, self._caching.changing)])
 
     def _get(self, request: Request, path: str) -> Answer:
         resource = self._provider.resource(path)
