@@ -42,9 +42,12 @@ class Curled:
         self.body = body
 
     def header(self, name: str) -> str | None:
+        """The field's value, several lines of it joined as HTTP joins them."""
         found = [value for key, value in self.headers if key.lower() == name.lower()]
-        assert len(found) <= 1, (name, found)
-        return found[0] if found else None
+        return ", ".join(found) if found else None
+
+    def varies(self) -> set[str]:
+        return {name.strip() for name in (self.header("Vary") or "").split(",") if name.strip()}
 
 
 def curl(url: str, *options: str) -> Curled:

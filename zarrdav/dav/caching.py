@@ -33,6 +33,8 @@ from zarrdav.edge.request import Request
 IMMUTABLE = "public, max-age=31536000, immutable"
 NO_STORE = "no-store"
 CACHE_CONTROL = "Cache-Control"
+# A folder's page differs for browsers (zarrdav.dav.pages); its 304 says so as its 200 does.
+ACCEPT_VARY = ("Vary", "Accept")
 _TAG = re.compile(r'(?:W/)?"([^"]*)"')
 
 
@@ -64,7 +66,7 @@ class CachePolicy:
         if not _current(request, resource):
             return None
         return Answer(304, [*headers, (CACHE_CONTROL, self.control(resource)),
-                            *((VARY,) if isinstance(resource, Collection) else ())])
+                            *((ACCEPT_VARY, VARY) if isinstance(resource, Collection) else ())])
 
     def layer(self, inner: Handler) -> Handler:
         """Errors, which the handlers never mark: kept briefly, and a 5xx not at all."""

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
 
-from zarrdav.dav.caching import CACHE_CONTROL, CachePolicy
+from zarrdav.dav.caching import ACCEPT_VARY, CACHE_CONTROL, CachePolicy
 from zarrdav.dav.formats import http_date, quote_url
-from zarrdav.dav.html import render_listing
+from zarrdav.dav.pages import collection_page
 from zarrdav.dav.propfind import BadPropfind, parse_propfind, render_multistatus
 from zarrdav.dav.provider import Provider
 from zarrdav.dav.resources import Collection, File, Resource
@@ -41,10 +41,13 @@ _XML = "application/xml; charset=utf-8"
 class Handlers:
     """Answers every method for the provider's resources: the innermost handler."""
 
-    def __init__(self, provider: Provider, max_body_bytes: int, caching: CachePolicy) -> None:
+    def __init__(
+        self, provider: Provider, max_body_bytes: int, caching: CachePolicy, html_page_size: int = 1000
+    ) -> None:
         self._provider = provider
         self._caching = caching
         self._max_body_bytes = max_body_bytes
+        self._html_page_size = max(1, html_page_size)
         self._by_method: dict[str, Callable[[Request, str], Answer]] = {
             "GET": self._get,
             "HEAD": self._get,
@@ -96,8 +99,10 @@ class Handlers:
             return unchanged
         notes = () if resource.pinned else (UNPINNED_NOTE,)
         members = list(self._provider.members(resource))
-        page = render_listing(resource, members, request.script_name, notes)
-        headers = [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(page)))]
+        page = collection_page(resource, members, request, self._html_page_size, notes)
+        # Browsers get the listing in pages, other clients whole (zarrdav.dav.pages): it varies by Accept.
+        headers = [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(page))),
+                   ACCEPT_VARY]
         return Answer(200, [*headers, *validators, cache], page)
 
     def _propfind(self, request: Request, path: str) -> Answer:

@@ -29,6 +29,15 @@ class Collection:
     links: tuple[tuple[str, str], ...] = field(default=())  # (label, URL) shown on its page
     pinned: bool = True  # False: a live view of S3, not version-pinned
     newest_first: bool = False  # its page lists members by modified time, newest first
+    # What its HTML page and its row show a person (never PROPFIND).
+    title: str | None = None  # a Dandiset's or version's name
+    citation: str | None = None  # a version's citation, as the archive gives it
+    doi: str | None = None  # a published version's DOI, e.g. "10.48324/dandi.000001/0.230629.1955"
+    version: str | None = None  # the archive version a Dandiset view shows (latest/: the release)
+    zarr: bool = False  # the root of a Zarr: its page shows how to open it
+    entries: int | None = None  # a Zarr version's entry count
+    changes: tuple[int, int, int] | None = None  # added, removed, changed since the previous version
+    metadata_url: str | None = None  # an asset's archive metadata
 
     @property
     def name(self) -> str:
@@ -58,6 +67,7 @@ class File:
     media_type: str | None = None
     details: str | None = None
     pinned: bool = True  # False: redirects to the current object, not a version
+    metadata_url: str | None = None  # an asset's archive metadata, linked from its row
 
     @property
     def name(self) -> str:

@@ -55,6 +55,7 @@ class ZarrViews:
                 f"{newer.details}; since the previous: {change.added:,} added, "
                 f"{change.removed:,} removed, {change.changed:,} changed"
             )
+            newer.changes = (change.added, change.removed, change.changed)
         return found
 
     def _change(self, zarr_id: str, older: str, newer: str) -> DiffSummary:
@@ -84,6 +85,8 @@ class ZarrViews:
             etag=checksum,
             details=f"{stats.entries:,} entries",
             links=links,
+            zarr=True,
+            entries=stats.entries,
         )
 
     def entry(self, zarr_id: str, checksum: str, root: str, path: str) -> Resource:
