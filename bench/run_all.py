@@ -1,10 +1,10 @@
-"""Every benchmark in one go, ending with one table of figures against the targets (issues #6, #15, #19).
+"""Every benchmark in one go, ending with one table of figures against the targets (issues #6, #15, #17, #19).
 
     python bench/run_all.py [--smoke]
 
 ``--smoke`` uses short runs and small sizes (for CI; well under two minutes);
-the default is the full run (about twelve minutes). Targets of issues #15
-and #19 are numbered <issue>.<point> (15.3, 19.1). Misses are printed, never raised: the exit
+the default is the full run (about fifteen minutes). Targets of issues #15,
+#17 and #19 are numbered <issue>.<point> (15.3, 17.4, 19.1). Misses are printed, never raised: the exit
 status is 0 whenever every benchmark ran.
 """
 
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import cold_manifest
+import compression
 import dandisets
 import memory
 import propfind
@@ -49,6 +50,9 @@ class Plan:
     proxy_mb: int
     proxy_clients: int
     scaleout_seconds: float
+    listing_entries: int
+    listing_rounds: int
+    streamed_entries: int
 
 
 SMOKE = Plan(redirect_seconds=2, propfind_requests=5, cold_entries=200_000,
@@ -56,12 +60,14 @@ SMOKE = Plan(redirect_seconds=2, propfind_requests=5, cold_entries=200_000,
              slow_seconds=2, slow_levels=slowclients.QUICK_LEVELS,
              slow_burst=slowclients.QUICK_BURST,
              dandiset_assets=1000, dandiset_seconds=2, dandiset_requests=2, proxy_mb=8, proxy_clients=2,
-             scaleout_seconds=3)
+             scaleout_seconds=3, listing_entries=10_000, listing_rounds=1,
+             streamed_entries=5_000)
 FULL = Plan(redirect_seconds=30, propfind_requests=20, cold_entries=1_300_000,
             memory_manifests=200, memory_seconds=120, memory_cache_mb=64,
             slow_seconds=10, slow_levels=slowclients.LEVELS, slow_burst=slowclients.BURST,
             dandiset_assets=10_000, dandiset_seconds=15, dandiset_requests=10,
-            proxy_mb=100, proxy_clients=16, scaleout_seconds=30)
+            proxy_mb=100, proxy_clients=16, scaleout_seconds=30,
+            listing_entries=100_000, listing_rounds=3, streamed_entries=50_000)
 
 
 def _machine() -> str:
@@ -91,6 +97,8 @@ def main() -> None:
          lambda: dandisets.run(plan.dandiset_assets, plan.dandiset_seconds, plan.dandiset_requests)),
         ("proxy", lambda: proxy.run(plan.proxy_mb, plan.proxy_clients)),
         ("scale-out", lambda: scaleout.run(plan.scaleout_seconds)),
+        ("compression",
+         lambda: compression.run(plan.listing_entries, plan.listing_rounds, plan.streamed_entries)),
     ]
     started, load_before = time.perf_counter(), _load_average()
     figures: list[Figure] = []

@@ -77,3 +77,14 @@ def one_manifest_tree(root: Path, zarr_id: str, checksum: str, body: bytes) -> P
     path.parent.mkdir(parents=True)
     path.write_bytes(body)
     return root
+
+
+def wide_manifest(files: int) -> tuple[str, bytes]:
+    """A v2 group whose array ``0/`` holds ``files`` chunks: a folder too large to list in one piece."""
+    chunks = [
+        ManifestFile(f"0/{n}", f"w{n:031d}", WHEN + timedelta(seconds=n // 100), 1000 + n % 7, f"{n:032x}")
+        for n in range(files)
+    ]
+    listed = sorted([*sample_files()[:2], *chunks], key=lambda f: f.path)
+    checksum = zarr_checksum((f.path, f.size, f.etag) for f in listed)
+    return checksum, render_manifest(listed, checksum)

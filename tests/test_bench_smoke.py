@@ -23,5 +23,6 @@ def test_smoke_run_prints_every_figure() -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     for figure in ("GET 307", "PROPFIND", "cold", "restart", "16 clients", "workers", "memory",
                    "slow clients survived", "connections at once", "/dandisets/ / /zarrs/",
-                   "direct client", "zarrdav / rclone"):
+                   "direct client", "zarrdav / rclone", "bytes gzip / identity",
+                   "RSS growth, 16 PROPFINDs"):
         assert figure.lower() in result.stdout.lower(), figure

@@ -1,11 +1,12 @@
-"""davfs2 mounts `zarrdav demo` read-only with config/davfs2.conf, and files read by path.
+"""davfs2 mounts `zarrdav demo` read-only with config/davfs2.conf: listed, and files read.
 
 Every file of the mount is a redirect to one S3 object version, which davfs2
 follows (one hop, with ``follow_redirect 1``), so a file read through the
 mount is the pinned object, and zarr-python opens the Zarrs from the mount
-path as local stores. Listing a davfs2 mount's folders fails on some
-machines, so everything is reached by path: consolidated metadata for the v2
-Zarr, arrays opened by their paths for the v3 one.
+path as local stores. The mount lists (``ls``, ``find``) what PROPFIND
+lists, a folder of thousands of chunks included: on Linux 6.16 and later
+that needs the configuration's ``buf_size``. The demo's printed davfs2
+commands run as pasted into a clean root shell.
 """
 
 from __future__ import annotations
@@ -16,17 +17,21 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
 import numpy as np
 import pytest
 import zarr
 
-from tests.servers import Demo
+from tests.manifests import one_manifest_tree, wide_manifest
+from tests.servers import Demo, zarrdav_server
 from zarrdav.demo.catalog import DANDISET, OME_PATH, README, README_PATH, RELEASE, TRACES_PATH
 from zarrdav.demo.guide import CONFIG_DIR
 from zarrdav.demo.sample import ome_image, ome_pyramid
+from zarrdav.routes import zarr_version_path
 
 MOUNT_DAVFS = shutil.which("mount.davfs") or shutil.which("mount.davfs", path="/sbin:/usr/sbin")
 
@@ -58,12 +63,31 @@ def mounted_at(point: Path) -> bool:
 @pytest.fixture(scope="module")
 def mount(demo: Demo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The demo mounted read-only at a fresh directory; unmounted (and checked gone) afterwards."""
+    with mounted(demo.url, tmp_path_factory) as point:
+        yield point
+
+
+WIDE_ZARR = "0123abcd-0000-4000-8000-000000000017"
+WIDE_CHUNKS = 3000
+WIDE_CHECKSUM, WIDE_MANIFEST = wide_manifest(WIDE_CHUNKS)
+
+
+@pytest.fixture(scope="module")
+def wide_mount(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """`zarrdav serve` of a Zarr whose array folder holds 3,000 chunks, mounted; its ``0/`` folder."""
+    tree = one_manifest_tree(tmp_path_factory.mktemp("tree"), WIDE_ZARR, WIDE_CHECKSUM, WIDE_MANIFEST)
+    with zarrdav_server("--manifest-root", str(tree)) as url, mounted(f"{url}/", tmp_path_factory) as point:
+        yield point / zarr_version_path(WIDE_ZARR, WIDE_CHECKSUM).strip("/") / "0"
+
+
+@contextmanager
+def mounted(url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     point = tmp_path_factory.mktemp("davfs2") / "mnt"
     point.mkdir()
     # ask_auth 0 should keep davfs2 from asking for credentials; if a version
     # asks anyway, the empty input answers it rather than blocking.
     result = subprocess.run(
-        ["mount", "-t", "davfs", "-o", f"ro,conf={CONF}", demo.url, str(point)],
+        ["mount", "-t", "davfs", "-o", f"ro,conf={CONF}", url, str(point)],
         input="\n\n", capture_output=True, text=True, timeout=MOUNT_LIMIT,
     )
     said = (result.stderr + result.stdout).strip()
@@ -106,6 +130,72 @@ def over_http(demo: Demo, version: str, path: str) -> bytes:
     assert response.status_code == 200, url
     assert [r.status_code for r in response.history] == [307], url
     return response.content
+
+
+def listed_over_http(url: str) -> set[str]:
+    """Every path below ``url`` (a folder), found by PROPFIND Depth 1 a folder at a time, as find prints them."""
+    found: set[str] = set()
+    folders = [url]
+    while folders:
+        folder = folders.pop()
+        response = httpx.request("PROPFIND", folder, headers={"Depth": "1"}, timeout=30)
+        assert response.status_code == 207, folder
+        own = urlsplit(folder).path
+        for href in re.findall(r"<D:href>(.*?)</D:href>", response.text):
+            if href == own:
+                continue
+            found.add(unquote(href.removeprefix(urlsplit(url).path)).rstrip("/"))
+            if href.endswith("/"):
+                folders.append(urljoin(folder, href))
+    return found
+
+
+def test_ls_lists_the_mount_as_propfind_does(demo: Demo, mount: Path) -> None:
+    assert {"dandisets", "zarrs"} <= set(os.listdir(mount))
+    release = zarr_dir(mount, RELEASE, "")
+    result = subprocess.run(["ls", "-la", str(release)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and not result.stderr, result.stderr
+    url = f"{demo.url}dandisets/{DANDISET}/{VERSION_DIRS[RELEASE]}/"
+    listed = {name for name in listed_over_http(url) if "/" not in name}
+    assert set(os.listdir(release)) - {"lost+found"} == listed
+
+
+def test_find_walks_a_zarr_as_propfind_does(demo: Demo, mount: Path) -> None:
+    for version in VERSIONS:
+        folder = zarr_dir(mount, version, OME_PATH)
+        result = subprocess.run(["find", str(folder)], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0 and not result.stderr, result.stderr
+        walked = {line.removeprefix(f"{folder}/") for line in result.stdout.splitlines()} - {str(folder)}
+        url = f"{demo.url}dandisets/{DANDISET}/{VERSION_DIRS[version]}/{OME_PATH}/"
+        assert walked == listed_over_http(url), version
+
+
+def test_a_folder_of_thousands_of_chunks_lists_whole(wide_mount: Path) -> None:
+    names = os.listdir(wide_mount)
+    assert sorted(names) == sorted(str(n) for n in range(WIDE_CHUNKS))
+    assert (wide_mount / "2999").stat().st_size == 1000 + 2999 % 7
+
+
+def test_the_printed_davfs2_commands_run_in_a_clean_root_shell(
+    demo: Demo, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    printed = demo.printed.split("Mount with davfs2", 1)[1].split("\n\n", 1)[0]
+    commands = [line.strip() for line in printed.splitlines()[1:]]
+    assert [c.split()[0] for c in commands] == ["mkdir", "mount", "ls", "umount"], printed
+    point = str(tmp_path_factory.mktemp("pasted") / "zarrdav")  # not the printed /mnt/zarrdav
+    script = "\n".join(["set -e", *(c.replace("/mnt/zarrdav", point) for c in commands)])
+    clean = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root"}
+    try:
+        result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=clean,
+                                stdin=subprocess.DEVNULL, timeout=120)
+        left_mounted = mounted_at(Path(point))
+    finally:
+        _unmount(Path(point))  # and its cache
+    if result.returncode != 0 and CANNOT_MOUNT.search(result.stderr):
+        pytest.skip(f"davfs2 cannot mount here: {result.stderr.strip()}")
+    assert result.returncode == 0, f"{script}\n{result.stderr}"
+    assert {"README.txt", "dandiset.yaml", "sub-01"} <= set(result.stdout.split())
+    assert not left_mounted
 
 
 def test_the_mount_is_read_only(mount: Path) -> None:

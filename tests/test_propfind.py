@@ -28,7 +28,7 @@ def test_hrefs_are_the_quoted_paths(script_name: str) -> None:
         resources += [File(f"{folder}{name}", "File") for name in NAMES]
         resources += [Collection(f"{folder}{name}/", "Directory") for name in NAMES]
     request = PropfindRequest("prop", ("{DAV:}displayname",))
-    answer = render_multistatus(request, resources, script_name)
+    answer = b"".join(render_multistatus(request, resources, script_name))
     hrefs = [element.text for element in ET.fromstring(answer).iter("{DAV:}href")]
     assert hrefs == [quote(f"{script_name}{resource.path}") for resource in resources]
 
@@ -56,7 +56,7 @@ UNREPRESENTABLE = ["a\x01b", "tab\there", "v\x0bt", "cr\rlf\n", "s\ud800x", "n\u
 def test_every_name_gives_well_formed_xml_and_reachable_hrefs() -> None:
     resources: list[Resource] = [Collection("/z/", "Directory")]
     resources += [File(f"/z/{name}", "File", etag=f"e{name}") for name in UNREPRESENTABLE]
-    answer = render_multistatus(PropfindRequest("allprop"), resources, "")
+    answer = b"".join(render_multistatus(PropfindRequest("allprop"), resources, ""))
     root = ET.fromstring(answer)  # raises on anything not well-formed
     names = [element.text for element in root.iter("{DAV:}displayname")][1:]
     assert names == ["a\ufffdb", "tab\there", "v\ufffdt", "cr\rlf\n", "s\ufffdx", "n\ufffd", "\ufffd"]

@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from zarrdav.config import Settings
+from zarrdav.dav.caching import CachePolicy
 from zarrdav.dav.dandisets import DandisetViews
 from zarrdav.dav.delivery import Delivery
 from zarrdav.dav.errorpages import html_errors
@@ -21,6 +22,7 @@ from zarrdav.dav.host import WsgiDavHost
 from zarrdav.dav.provider import Provider
 from zarrdav.dav.zarrs import ZarrViews
 from zarrdav.edge.answer import Answer
+from zarrdav.edge.compression import compression
 from zarrdav.edge.health import Readiness, probes
 from zarrdav.edge.hosts import allowed_hosts
 from zarrdav.edge.identity import identify
@@ -83,7 +85,8 @@ def create_app(settings: Settings) -> Edge:
         proxy_hosts=redirect_hosts,
     )
     provider = Provider(zarrs, dandisets)
-    handlers = Handlers(provider, settings.max_body_bytes, delivery, settings.html_page_size)
+    caching = CachePolicy(settings.cache_max_age)
+    handlers = Handlers(provider, settings.max_body_bytes, delivery, caching, settings.html_page_size)
     metrics = Metrics() if settings.metrics_address != "off" else None
     requests = RequestLog(json=settings.log_format == "json", observer=metrics.observe if metrics else None)
     readiness = Readiness({"manifest tree": lambda: tree.list_directory(""), "archive": archive.ping},
@@ -102,6 +105,8 @@ def create_app(settings: Settings) -> Edge:
         request_ids,
         request_log(requests),
         cors(frozenset(settings.cors_credentialed_origins.split())),
+        caching.layer,
+        compression,
         html_errors(_exists(provider)),
         answer_safely,
         allowed_hosts(settings.allowed_hosts, settings.host),

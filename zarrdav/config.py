@@ -38,6 +38,7 @@ class Settings:
     index_dir: str = "~/.cache/zarrdav/manifests"
     index_max_mb: int = 10240
     listing_ttl: float = 300.0
+    cache_max_age: int = 60
     upstream_timeout: float = 30.0
     s3_endpoint_url: str = ""
     s3_anonymous: bool = False
@@ -90,6 +91,8 @@ HELP = {
     "empty: none",
     "index_max_mb": "disk space for index_dir, in MiB; the least recently used go first",
     "listing_ttl": "seconds a manifest-tree folder listing is reused",
+    "cache_max_age": "seconds clients and proxies may reuse answers about what can change "
+    "(drafts, latest, listings; pinned paths: a year)",
     "upstream_timeout": "seconds one call to the manifest tree, the archive API or S3 may take, "
     "its whole answer included (504 past it)",
     "s3_endpoint_url": "S3 endpoint for an s3:// manifest root (default AWS)",

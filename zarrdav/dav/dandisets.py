@@ -39,7 +39,7 @@ the operator named.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -114,7 +114,8 @@ class DandisetViews:
                 return self._inside_version(route)
         raise NotFound(f"nothing at {path}")
 
-    def members(self, route: Route, collection: Collection) -> list[Resource]:
+    def members(self, route: Route, collection: Collection) -> Iterable[Resource]:
+        """A list; a pinned Zarr asset's directory an iterator in name order (see ``ZarrViews.members``)."""
         match route:
             case DandisetsRoute():
                 return [self._dandiset_collection(dandiset) for dandiset in self._listing()]
@@ -366,7 +367,7 @@ class DandisetViews:
         return self._zarrs.entry_in(pinned[1], item.zarr, pinned[0], root, rest,
                                     private=self._embargoed(route.dandiset_id))
 
-    def _members_inside(self, route: VersionRoute) -> list[Resource]:
+    def _members_inside(self, route: VersionRoute) -> Iterable[Resource]:
         item, rest, version = self._locate(route)
         if isinstance(item, Folder):
             _, fixed = self._resolve(route)

@@ -10,7 +10,7 @@ are proxied; anything else (an archive's ``/download/`` URL) is redirected.
 A file marked ``private`` (its object is private in the bucket) is read
 through a URL presigned for exactly its key and version and the request's
 method, whether the client gets it as a redirect or zarrdav fetches it;
-its answer is ``Cache-Control: private, no-store``, which also keeps the
+its answer is ``Cache-Control: private, no-store`` (``dav/caching.py``), which also keeps the
 CORS layer from offering it to every origin.
 """
 
@@ -21,7 +21,6 @@ from urllib.parse import urlsplit
 
 from zarrdav.dav.resources import File
 from zarrdav.edge.answer import Answer, Headers
-from zarrdav.edge.layers import PRIVATE_ANSWER
 from zarrdav.edge.request import Request
 from zarrdav.upstreams.objects import ObjectReader
 from zarrdav.upstreams.signing import Signer
@@ -60,7 +59,7 @@ class Delivery:
         if self._proxies(request) and urlsplit(location).netloc in self._proxy_hosts:
             return self._proxied(request, file, location, validators)
         if file.private:
-            return Answer.redirect(307, self._signer.sign(location, request.method), [*validators, PRIVATE_ANSWER])
+            return Answer.redirect(307, self._signer.sign(location, request.method), validators)
         return Answer.redirect(307, location, validators)
 
     def _proxies(self, request: Request) -> bool:
@@ -77,10 +76,11 @@ class Delivery:
             if value and value.isascii() and value.isprintable():
                 headers[name] = value
         fetched = self._reader.fetch(request.method, url, headers, urlsplit(location).path)
-        sent = {name for name, _ in fetched.headers}
+        # Whether the bytes may be shared is zarrdav's to say (dav/caching.py), not the bucket's.
+        theirs = [header for header in fetched.headers if header[0] != "Cache-Control"]
+        sent = {name for name, _ in theirs}
         ours = [header for header in validators if header[0] not in sent]
-        extra = [PRIVATE_ANSWER] if file.private else []
-        return Answer(fetched.status, [*fetched.headers, *ours, *extra], fetched.body)
+        return Answer(fetched.status, [*theirs, *ours], fetched.body)
 
 
 @lru_cache(maxsize=256)

@@ -7,15 +7,17 @@ answer with its status (see ``zarrdav.errors``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from itertools import chain
 
+from zarrdav.dav.caching import ACCEPT_VARY, CACHE_CONTROL, CachePolicy
 from zarrdav.dav.delivery import Delivery
 from zarrdav.dav.formats import http_date, quote_url
 from zarrdav.dav.pages import collection_page
 from zarrdav.dav.propfind import BadPropfind, parse_propfind, render_multistatus
 from zarrdav.dav.provider import Provider
 from zarrdav.dav.resources import Collection, File, Resource
-from zarrdav.edge.answer import Answer
+from zarrdav.edge.answer import Answer, Body
 from zarrdav.edge.request import Request
 from zarrdav.errors import BadRequest, MethodNotAllowed, NotFound, NotImplementedMethod
 
@@ -41,9 +43,11 @@ class Handlers:
     """Answers every method for the provider's resources: the innermost handler."""
 
     def __init__(
-        self, provider: Provider, max_body_bytes: int, delivery: Delivery, html_page_size: int = 1000
+        self, provider: Provider, max_body_bytes: int, delivery: Delivery, caching: CachePolicy,
+        html_page_size: int = 1000,
     ) -> None:
         self._provider = provider
+        self._caching = caching
         self._max_body_bytes = max_body_bytes
         self._delivery = delivery
         self._html_page_size = max(1, html_page_size)
@@ -69,28 +73,39 @@ class Handlers:
         if path != "*":
             self._provider.resource(path)
         return Answer(200, [("DAV", "1"), ("Allow", ALLOW), ("MS-Author-Via", "DAV"),
-                            ("Content-Length", "0")])
+                            ("Content-Length", "0"), (CACHE_CONTROL, self._caching.changing)])
 
     def _get(self, request: Request, path: str) -> Answer:
         resource = self._provider.resource(path)
+        caching = self._caching
+        cache = (CACHE_CONTROL, caching.control(resource))
         if isinstance(resource, File):
             if path[-1] == "/":
                 raise NotFound(f"{path} is a file, not a folder")
             if resource.body is not None:
+                validators = _validators(resource)
+                unchanged = caching.not_modified(request, resource, validators)
+                if unchanged is not None:
+                    return unchanged
                 headers = [("Content-Type", resource.content_type), ("Content-Length", str(len(resource.body)))]
-                return Answer(200, headers + _validators(resource), resource.body)
-            return self._delivery.answer(request, resource, _validators(resource))
+                return Answer(200, [*headers, *validators, cache], resource.body)
+            return self._delivery.answer(request, resource, [*_validators(resource), cache])
         if path[-1] != "/":
             location = quote_url(f"{request.script_name}{path}/")
             if request.query:
                 location += f"?{request.query}"
-            return Answer.redirect(301, location)
+            return Answer.redirect(301, location, [cache])
+        validators = _validators(resource)
+        unchanged = caching.not_modified(request, resource, validators)
+        if unchanged is not None:
+            return unchanged
         notes = () if resource.pinned else (UNPINNED_NOTE,)
-        page = collection_page(resource, self._provider.members(resource), request, self._html_page_size, notes)
+        members = list(self._provider.members(resource))
+        page = collection_page(resource, members, request, self._html_page_size, notes)
         # Browsers get the listing in pages, other clients whole (zarrdav.dav.pages): it varies by Accept.
         headers = [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(page))),
-                   ("Vary", "Accept")]
-        return Answer(200, headers + _validators(resource), page)
+                   ACCEPT_VARY]
+        return Answer(200, [*headers, *validators, cache], page)
 
     def _propfind(self, request: Request, path: str) -> Answer:
         depth = (request.depth or "infinity").strip().lower()
@@ -107,11 +122,24 @@ class Handlers:
             wanted = parse_propfind(body)
         except BadPropfind as error:
             raise BadRequest(str(error)) from error
-        resources: list[Resource] = [resource]
+        resources: Iterable[Resource] = (resource,)
         if depth == "1" and isinstance(resource, Collection):
-            resources += self._provider.members(resource)
-        answer = render_multistatus(wanted, resources, request.script_name)
-        return Answer(207, [("Content-Type", _XML), ("Content-Length", str(len(answer)))], answer)
+            resources = chain(resources, self._provider.members(resource))
+        # Past this point only formatting happens: the answer is sent as it is written.
+        answer = _sized(render_multistatus(wanted, resources, request.script_name))
+        headers = [("Content-Type", _XML), (CACHE_CONTROL, self._caching.control(resource))]
+        if isinstance(answer, bytes):
+            headers.append(("Content-Length", str(len(answer))))
+        return Answer(207, headers, answer)
+
+
+def _sized(chunks: Iterator[bytes]) -> Body:
+    """A short answer whole, with its length; a long one as the stream it is."""
+    first = next(chunks, b"")
+    second = next(chunks, None)
+    if second is None:
+        return first
+    return chain((first, second), chunks)
 
 
 def _validators(resource: Resource) -> list[tuple[str, str]]:

@@ -8,7 +8,7 @@ a row, not an element tree.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from xml.etree.ElementTree import ParseError
 from xml.sax.saxutils import escape as _escape
@@ -85,14 +85,36 @@ def parse_propfind(body: bytes) -> PropfindRequest:
 
 def render_multistatus(
     request: PropfindRequest, resources: Iterable[Resource], script_name: str
-) -> bytes:
-    """One ``response`` per resource, every kind of resource alike."""
-    plan = _Plan.of(request)
-    href = _href_writer(script_name)
-    parts = ['<?xml version="1.0" encoding="utf-8"?>\n<D:multistatus xmlns:D="DAV:">']
-    parts += [plan.response(href(resource.path), resource) for resource in resources]
-    parts.append("</D:multistatus>\n")
-    return "".join(parts).encode()
+) -> Iterator[bytes]:
+    """One ``response`` per resource, every kind of resource alike, as chunks of about
+    ``CHUNK_BYTES``.
+
+    The answer is produced as it is sent, so a listing of 100,000 entries never
+    lies whole in memory. Only formatting happens here: whatever may fail
+    (lookups, upstreams) must have happened when ``resources`` was made.
+    """
+    return _chunks(_Plan.of(request), _href_writer(script_name), iter(resources))
+
+
+CHUNK_BYTES = 64 * 1024
+_HEAD = '<?xml version="1.0" encoding="utf-8"?>\n<D:multistatus xmlns:D="DAV:">'
+_TAIL = "</D:multistatus>\n"
+
+
+def _chunks(plan: _Plan, href: Callable[[str], str], resources: Iterator[Resource]) -> Iterator[bytes]:
+    parts = [_HEAD]
+    size = len(_HEAD)
+    response = plan.response
+    for resource in resources:
+        row = response(href(resource.path), resource)
+        parts.append(row)
+        size += len(row)
+        if size >= CHUNK_BYTES:
+            yield "".join(parts).encode()
+            parts.clear()
+            size = 0
+    parts.append(_TAIL)
+    yield "".join(parts).encode()
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 from zarrdav.dav.dandisets import DandisetViews
 from zarrdav.dav.resources import Collection, Resource
 from zarrdav.dav.zarrs import ZarrViews
@@ -47,8 +49,12 @@ class Provider:
             return self._dandisets.resource(route, path)
         return self._zarrs_resource(route, path)
 
-    def members(self, collection: Collection) -> list[Resource]:
-        """The collection's children, sorted by name."""
+    def members(self, collection: Collection) -> Iterable[Resource]:
+        """The collection's children, sorted by name.
+
+        Those of a Zarr directory are made as they are read (it may hold
+        100,000 chunks); whatever can fail has failed by the time this returns.
+        """
         route = parse_route(collection.path)
         if route is None:
             raise NotFound(f"nothing at {collection.path}")
@@ -59,6 +65,8 @@ class Provider:
             return self._zarrs.members(route.zarr_id, route.checksum, root, route.entry)
         if isinstance(route, _DANDISET_ROUTES):
             members = self._dandisets.members(route, collection)
+            if isinstance(members, Iterator):  # a pinned Zarr asset's directory, in name order
+                return members
         else:
             members = self._zarrs_members(route, collection)
         return sorted(members, key=lambda member: member.name)

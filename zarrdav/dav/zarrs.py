@@ -10,6 +10,7 @@ sent as the manifest has them, so each is checked first.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from itertools import pairwise
 
@@ -27,6 +28,7 @@ from zarrdav.upstreams.values import sendable, unsendable
 # Change counts between two manifests kept: a few dozen bytes each.
 _CHANGES_KEPT = 4096
 _NEVER = datetime.min.replace(tzinfo=UTC)
+_ETAGS_AT_ONCE = 4096
 
 
 class ZarrViews:
@@ -106,33 +108,37 @@ class ZarrViews:
             return self._resource(zarr_id, root, found)
         return self._file(zarr_id, root, found, private)
 
-    def members(self, zarr_id: str, checksum: str, root: str, path: str) -> list[Resource]:
-        """The directory's children in name order, without redirect locations.
+    def members(self, zarr_id: str, checksum: str, root: str, path: str) -> Iterator[Resource]:
+        """The directory's children in name order, without redirect locations, made as
+        they are read.
 
         A listing only shows its members, and a Depth 1 PROPFIND may list
-        10,000 chunks: GET resolves an entry afresh through ``entry``.
+        100,000 chunks, streamed: GET resolves an entry afresh through
+        ``entry``. What can fail (the manifest, the directory, an ETag that
+        cannot be sent) fails here, before the first member is read.
         """
         return self.members_in(self.manifests.manifest(zarr_id, checksum), zarr_id, checksum, root, path)
 
     def members_in(
         self, manifest: Manifest, zarr_id: str, checksum: str, root: str, path: str
-    ) -> list[Resource]:
+    ) -> Iterator[Resource]:
         """``members`` of a manifest the caller already holds."""
         directory = manifest.lookup(path)
         if not isinstance(directory, ManifestDirectory):
             raise NotFound(f"no directory {path!r} in Zarr {zarr_id} as of {checksum}")
+        _check_etags(manifest, directory, zarr_id)
+        return self._members(manifest, zarr_id, root, directory)
+
+    def _members(
+        self, manifest: Manifest, zarr_id: str, root: str, directory: ManifestDirectory
+    ) -> Iterator[Resource]:
         prefix = f"{root}{directory.path}/" if directory.path else root
-        members: list[Resource] = []
         for row in manifest.listing(directory):
             if isinstance(row, ManifestDirectory):
-                members.append(self._resource(zarr_id, root, row))
+                yield self._resource(zarr_id, root, row)
             else:
                 name, size, modified, etag = row
-                if not sendable(etag, "ETag"):
-                    raise unsendable("ETag", f"manifest tree: Zarr {zarr_id}, entry {directory.path}/{name}")
-                file = File(f"{prefix}{name}", "File", size=size, modified=modified, etag=etag)
-                members.append(file)
-        return members
+                yield File(f"{prefix}{name}", "File", size=size, modified=modified, etag=etag)
 
     def _resource(self, zarr_id: str, root: str, entry: ManifestEntry) -> Resource:
         if isinstance(entry, ManifestDirectory):
@@ -155,3 +161,16 @@ class ZarrViews:
             location=location,
             private=private,
         )
+
+
+def _check_etags(manifest: Manifest, directory: ManifestDirectory, zarr_id: str) -> None:
+    """Refuse a listing holding an ETag that cannot be sent, a block of them at a time."""
+    dirs, etags = manifest.directory_table, manifest.file_columns.etags
+    first = dirs.first_file[directory.index]
+    stop = first + dirs.file_count[directory.index]
+    for low in range(first, stop, _ETAGS_AT_ONCE):
+        block = etags.texts(low, min(low + _ETAGS_AT_ONCE, stop))
+        if not sendable("".join(block), "ETag"):  # one C call for the whole block
+            bad = next(etag for etag in block if not sendable(etag, "ETag"))
+            name = manifest.file_columns.names.text(low + block.index(bad))
+            raise unsendable("ETag", f"manifest tree: Zarr {zarr_id}, entry {directory.path}/{name}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -25,6 +26,8 @@ def guide(url: str, startup: float, permanent: str) -> str:
     rclone_url = "" if url == RCLONE_CONF_URL else f"RCLONE_CONFIG_ZARRDAV_URL={url} "
     rclone_conf, davfs2_conf = _config_file("rclone.conf"), _config_file("davfs2.conf")
     rclone = _rclone()
+    # Pasted as printed: root's shell may have no sudo, anyone else's needs it.
+    sudo = "" if os.geteuid() == 0 else "sudo "
     return f"""
 zarrdav demo is up at {url} (started in {startup:.1f} s).
 
@@ -59,11 +62,11 @@ List with rclone:
   {rclone} lsjson -R --webdav-url {release} --webdav-vendor other :webdav:
   {rclone_url}{rclone} --config {rclone_conf} lsf -R zarrdav:dandisets/{DANDISET}/draft/
 
-Mount with davfs2 (Linux, as root):
-  sudo mkdir -p /mnt/zarrdav
-  sudo mount -t davfs -o ro,uid=$(id -u),gid=$(id -g),conf={davfs2_conf} {url} /mnt/zarrdav
+Mount with davfs2 (Linux; mounting needs root):
+  {sudo}mkdir -p /mnt/zarrdav
+  {sudo}mount -t davfs -o ro,uid=$(id -u),gid=$(id -g),conf={davfs2_conf} {url} /mnt/zarrdav
   ls /mnt/zarrdav/dandisets/{DANDISET}/releases/{RELEASE}/
-  sudo umount /mnt/zarrdav
+  {sudo}umount /mnt/zarrdav
 
 {READY}: the servers stop and everything the demo wrote is deleted.
 """

@@ -65,6 +65,9 @@ ManifestEntry = ManifestFile | ManifestDirectory
 _DIRECTORIES_KEPT = 4096
 _DIRECTORY_PATH_BYTES = 100
 
+# Files a listing decodes at once (see ``Manifest.listing``).
+_ROWS_AT_ONCE = 4096
+
 # A file as a directory listing shows it: name, size, last modified, ETag.
 FileRow = tuple[str, int, datetime, str]
 
@@ -203,13 +206,17 @@ class Manifest:
         yield from self._file_rows(position, end)
 
     def _file_rows(self, start: int, stop: int) -> Iterator[FileRow]:
+        # A block at a time: decoding ranges is cheap, and a listing of
+        # 100,000 files streamed to a client holds one block, not all.
         files = self._files
-        return zip(
-            files.names.texts(start, stop),
-            files.sizes[start:stop],
-            map(_moment, files.mtimes[start:stop]),
-            files.etags.texts(start, stop), strict=False,
-        )
+        for low in range(start, stop, _ROWS_AT_ONCE):
+            high = min(low + _ROWS_AT_ONCE, stop)
+            yield from zip(
+                files.names.texts(low, high),
+                files.sizes[low:high],
+                map(_moment, files.mtimes[low:high]),
+                files.etags.texts(low, high), strict=False,
+            )
 
     def files(self) -> Iterator[ManifestFile]:
         """Every file of the Zarr, depth first."""
