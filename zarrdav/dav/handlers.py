@@ -7,6 +7,7 @@ answer with its status (see ``zarrdav.errors``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from zarrdav.dav.formats import http_date, quote_url
@@ -73,9 +74,9 @@ class Handlers:
                 raise NotFound(f"{path} is a file, not a folder")
             if resource.body is not None:
                 headers = [("Content-Type", resource.content_type), ("Content-Length", str(len(resource.body)))]
-                return Answer(200, headers + _validators(resource), resource.body)
+                return Answer(200, headers + _validators(resource, request), resource.body)
             assert resource.location is not None
-            return Answer.redirect(307, resource.location, _validators(resource))
+            return Answer.redirect(307, resource.location, _validators(resource, request))
         if path[-1] != "/":
             location = quote_url(f"{request.script_name}{path}/")
             if request.query:
@@ -84,7 +85,7 @@ class Handlers:
         notes = () if resource.pinned else (UNPINNED_NOTE,)
         page = render_listing(resource, self._provider.members(resource), request.script_name, notes)
         headers = [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(page)))]
-        return Answer(200, headers + _validators(resource), page)
+        return Answer(200, headers + _validators(resource, request), page)
 
     def _propfind(self, request: Request, path: str) -> Answer:
         depth = (request.depth or "infinity").strip().lower()
@@ -104,14 +105,39 @@ class Handlers:
         resources: list[Resource] = [resource]
         if depth == "1" and isinstance(resource, Collection):
             resources += self._provider.members(resource)
-        answer = render_multistatus(wanted, resources, request.script_name)
+        answer = render_multistatus(wanted, resources, request.script_name, origin(request))
         return Answer(207, [("Content-Type", _XML), ("Content-Length", str(len(answer)))], answer)
 
 
-def _validators(resource: Resource) -> list[tuple[str, str]]:
+def _validators(resource: Resource, request: Request) -> list[tuple[str, str]]:
+    """ETag and Last-Modified as PROPFIND has them, and the permanent URL of a draft/ or latest/ path."""
     headers = [] if resource.pinned else [UNPINNED_HEADER]
     if resource.etag is not None:
         headers.append(("ETag", f'"{resource.etag}"'))
     if resource.modified is not None:
         headers.append(("Last-Modified", http_date(resource.modified)))
+    if resource.canonical is not None:
+        url = f"{origin(request)}{quote_url(f'{request.script_name}{resource.canonical}')}"
+        headers.append(("Link", f'<{url}>; rel="canonical"'))
     return headers
+
+
+# A Host header that can go into a URL as it is: a name or an address, and a port.
+_HOST = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+
+
+def origin(request: Request) -> str:
+    """``scheme://host[:port]`` the client asked for, for absolute URLs.
+
+    The Host header is the client's: one that is not a plain host and port
+    is not written into answers; the server's own name is used instead.
+    """
+    environ = request.environ
+    scheme = "https" if environ.get("wsgi.url_scheme") == "https" else "http"
+    host = environ.get("HTTP_HOST", "")
+    if not _HOST.fullmatch(host):
+        name, port = environ.get("SERVER_NAME", "localhost"), str(environ.get("SERVER_PORT", ""))
+        host = name if _HOST.fullmatch(name) else "localhost"
+        if port.isdigit() and port != {"http": "80", "https": "443"}[scheme]:
+            host = f"{host}:{port}"
+    return f"{scheme}://{host}"
