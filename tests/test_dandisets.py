@@ -9,7 +9,9 @@ of 2, so the listings of Dandisets, versions and folders take several pages.
 
 from __future__ import annotations
 
+import hashlib
 import html
+import re
 import socket
 import threading
 import time
@@ -208,13 +210,13 @@ def top_level(version: Version) -> list[str]:
 
 def assert_version_properties(answer: Answer, version: Version) -> None:
     assert answer.is_collection
-    assert answer.text("getcontentlength") == str(sum(asset.size for asset in version.assets))
+    assert answer.text("getcontentlength") is None  # folders have no getcontentlength; their pages show totals
     assert answer.text("creationdate") == rfc3339(version.created)
     assert answer.text("getlastmodified") == http_date(version.modified)
 
 
 def assert_asset_properties(answer: Answer, asset: Asset) -> None:
-    assert answer.text("getcontentlength") == str(asset.size)
+    assert answer.text("getcontentlength") == (None if answer.is_collection else str(asset.size))
     assert answer.text("creationdate") == rfc3339(asset.created)
     assert answer.text("getlastmodified") == http_date(asset.modified)
 
@@ -335,6 +337,10 @@ def test_dandiset_yaml_is_the_version_metadata_in_its_order(
     assert not answer.is_collection
     assert answer.text("getcontentlength") == str(len(response.content))
     assert answer.text("getcontenttype") == "text/yaml; charset=utf-8"
+    digest = hashlib.md5(response.content).hexdigest()
+    assert answer.text("getetag") == response.headers["etag"] == f'"{digest}"'
+    version = archive.version(OPEN_ID, VERSION_PATHS[version_path])
+    assert answer.text("getlastmodified") == response.headers["last-modified"] == http_date(version.modified)
     head = client.head(path)
     assert (head.status_code, head.content) == (200, b"")
     assert head.headers["content-length"] == str(len(response.content))
@@ -354,7 +360,10 @@ def test_folders_list_their_assets_and_subfolders(client: httpx.Client, archive:
         assert [answer.href for answer in answers] == [path, *(f"{path}{c}" for c in children)]
         inside = [asset for asset in draft.assets if asset.path.startswith(folder)]
         assert answers[0].is_collection
-        assert answers[0].text("getcontentlength") == str(sum(asset.size for asset in inside))
+        assert answers[0].text("getcontentlength") is None  # its total is on its parent's page
+        parent = path[: path.rstrip("/").rfind("/") + 1]
+        assert f'title="{sum(asset.size for asset in inside)} bytes"' in client.get(parent).text
+        assert answers[0].text("getlastmodified") == http_date(draft.modified)  # a folder has its version's date
         assert child_links(client.get(path)) == children
 
 
@@ -442,7 +451,11 @@ def test_zarr_asset_lists_and_redirects_as_its_zarrs_version(
         mine = propfind(client, f"{asset_root}{directory}")
         theirs = propfind(client, f"{zarrs_root}{directory}")
         assert mine.status_code == theirs.status_code == 207
-        renamed = mine.content.replace(
+        # Each of mine names its /zarrs/ twin as canonical, which theirs need not.
+        canonical = re.compile(rb"<zd:canonical><D:href>http://[^/<]+(/[^<]*)</D:href></zd:canonical>")
+        named = [match.group(1).decode() for match in canonical.finditer(mine.content)]
+        assert named == [answer.href for answer in multistatus(theirs)]
+        renamed = canonical.sub(b"", mine.content).replace(
             f"<D:href>{asset_root}".encode(), f"<D:href>{zarrs_root}".encode()
         )
         if directory:
@@ -457,6 +470,8 @@ def test_zarr_asset_lists_and_redirects_as_its_zarrs_version(
             assert mine.headers["location"] == theirs.headers["location"]
             assert "?versionId=" in mine.headers["location"]
             assert mine.headers["etag"] == theirs.headers["etag"]
+            assert mine.headers["link"] == f'<{client.base_url}{zarrs_root}{quote(path)}>; rel="canonical"'
+            assert "link" not in theirs.headers
 
 
 @FORMATS

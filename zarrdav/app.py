@@ -18,7 +18,16 @@ from zarrdav.dav.host import WsgiDavHost
 from zarrdav.dav.provider import Provider
 from zarrdav.dav.zarrs import ZarrViews
 from zarrdav.edge.answer import Answer
-from zarrdav.edge.layers import Handler, Layer, answer_safely, cors, limits, request_log, stacked
+from zarrdav.edge.layers import (
+    Handler,
+    Layer,
+    answer_safely,
+    cors,
+    dav_class,
+    limits,
+    request_log,
+    stacked,
+)
 from zarrdav.edge.request import Request
 from zarrdav.edge.requestlog import RequestLog
 from zarrdav.edge.wsgi import Edge
@@ -61,7 +70,7 @@ def create_app(settings: Settings) -> Edge:
     dandisets = DandisetViews(
         archive, zarrs, live, ttl=settings.archive_ttl,
         blob_redirect=settings.blob_redirect, redirect_hosts=redirect_hosts,
-        missing_manifest=settings.missing_manifest, gate=gate,
+        missing_manifest=settings.missing_manifest, retry_after=settings.missing_manifest_retry_after, gate=gate,
     )
     handlers = Handlers(Provider(zarrs, dandisets), settings.max_body_bytes)
     requests = RequestLog()
@@ -70,6 +79,7 @@ def create_app(settings: Settings) -> Edge:
     # only requests of a sane size.
     layers: list[Layer] = [
         request_log(requests),
+        dav_class,
         cors,
         answer_safely,
         limits(settings.max_path_bytes),

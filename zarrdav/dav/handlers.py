@@ -64,8 +64,7 @@ class Handlers:
     def _options(self, request: Request, path: str) -> Answer:
         if path != "*":
             self._provider.resource(path)
-        return Answer(200, [("DAV", "1"), ("Allow", ALLOW), ("MS-Author-Via", "DAV"),
-                            ("Content-Length", "0")])
+        return Answer(200, [("Allow", ALLOW), ("MS-Author-Via", "DAV"), ("Content-Length", "0")])
 
     def _get(self, request: Request, path: str) -> Answer:
         resource = self._provider.resource(path)

@@ -316,7 +316,7 @@ def _newest_below(dirs: DirectoryTable, mtimes: IntArray) -> list[int]:
         levels.append((end, following))
     for start, end in reversed(levels[1:]):
         np.maximum.at(newest, parents[start:end], newest[start:end])
-    return newest.tolist()  # type: ignore[no-any-return]
+    return newest.tolist()
 
 
 # Chunks are written in bursts: a listing's entries share few timestamps.
