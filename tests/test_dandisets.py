@@ -672,6 +672,7 @@ def test_release_zarr_without_manifest_is_503(client: httpx.Client, archive: Arc
     for response in (client.get(root), propfind(client, root, "0"), propfind(client, root),
                      client.get(f"{root}zarr.json")):
         assert response.status_code == 503
+        assert response.headers["retry-after"] == "600"  # missing_manifest_retry_after's default
         assert_plain_error(response.headers, response.content)
         assert checksum in response.text and "manifest" in response.text
         assert "missing" in response.text
@@ -680,13 +681,16 @@ def test_release_zarr_without_manifest_is_503(client: httpx.Client, archive: Arc
 
 
 def test_missing_manifest_error_refuses_the_draft_too(serve_args: list[str]) -> None:
-    with zarrdav_server(*serve_args, "--missing-manifest", "error") as url, httpx.Client(
+    with zarrdav_server(
+        *serve_args, "--missing-manifest", "error", "--missing-manifest-retry-after", "45"
+    ) as url, httpx.Client(
         base_url=url, timeout=10
     ) as client:
         for asset_path, why in ((LIVE_PATH, "missing"), (INGESTING_PATH, "ingested")):
             for response in (client.get(f"{UNPINNED}draft/{asset_path}/"),
                              client.get(f"{UNPINNED}draft/{asset_path}/zarr.json")):
                 assert response.status_code == 503
+                assert response.headers["retry-after"] == "45"
                 assert_plain_error(response.headers, response.content)
                 assert why in response.text
         assert client.get(f"{OPEN}draft/{ZARR_PATHS[3]}/").status_code == 200
