@@ -10,6 +10,9 @@ the archive double and the Zarrs of ``test_dandisets``.
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
+import subprocess
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote
 
@@ -181,3 +184,14 @@ def test_the_canonical_url_follows_the_host_asked_for(client: httpx.Client) -> N
     assert hostile.status_code == 200
     assert "evil" not in hostile.headers["link"]
 
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("cadaver") is None, reason="cadaver is not installed")
+def test_cadaver_lists_a_version_without_errors(server: str) -> None:
+    """cadaver's ls said ``Error: dandiset.yaml 404 Not Found`` while dandiset.yaml had no date."""
+    listed = subprocess.run(["cadaver", "-t", f"{server}{OPEN}latest/"], input="ls\nquit\n",
+                            capture_output=True, text=True, timeout=60, env={**os.environ, "HOME": "/nonexistent"})
+    output = listed.stdout + listed.stderr
+    assert "Error" not in output, output
+    assert "dandiset.yaml" in output and "sub-01" in output and "succeeded" in output, output
