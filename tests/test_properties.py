@@ -19,17 +19,9 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.archive_data import LIVE_PATH, OPEN_ID, RELEASE, UNPINNED_ID, ZARR_PATHS
-from tests.test_dandisets import (  # noqa: F401 (fixtures)
-    OPEN,
-    api,
-    archive,
-    base_args,
-    client,
-    s3_recorder,
-    serve_args,
-    server,
-)
+from tests import test_dandisets
+from tests.archive_data import LIVE_PATH, RELEASE, UNPINNED_ID, ZARR_PATHS
+from tests.test_dandisets import OPEN
 from tests.test_serve import Answer, multistatus, propfind
 from tests.zarr_data import VersionedZarr
 from zarrdav.manifests.layout import zarr_prefix
@@ -39,6 +31,15 @@ ZD = "{https://github.com/dandi/zarrdav/ns}"
 D = "{DAV:}"
 EPOCH = "Thu, 01 Jan 1970 00:00:00 GMT"
 ZARR3 = quote(ZARR_PATHS[3])
+
+# The archive double and the server of test_dandisets, shared with it.
+s3_recorder = test_dandisets.s3_recorder
+archive = test_dandisets.archive
+api = test_dandisets.api
+base_args = test_dandisets.base_args
+serve_args = test_dandisets.serve_args
+server = test_dandisets.server
+client = test_dandisets.client
 
 
 def paths_of_every_kind(zarrs: dict[int, VersionedZarr]) -> list[str]:
