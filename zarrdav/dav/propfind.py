@@ -66,9 +66,13 @@ def _checksums(resource: Resource, site: str) -> str | None:
 
 
 def _canonical(resource: Resource, site: str) -> str | None:
-    """The absolute permanent URL of what a draft/ or latest/ path shows, as on GET's Link."""
+    """The absolute permanent URL of what a draft/ or latest/ path shows, as on GET's Link.
+
+    Text, not a ``D:href``: clients that gather every ``D:href`` of a
+    multistatus as its members would take it for one.
+    """
     canonical = resource.canonical
-    return None if canonical is None else f"<D:href>{site}{quote_url(canonical)}</D:href>"
+    return None if canonical is None else f"{site}{quote_url(canonical)}"
 
 
 # Each live property, by {namespace}name: how to render its value. Folders
