@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 from urllib.parse import urlsplit
 from xml.etree import ElementTree
@@ -21,12 +23,13 @@ from xml.etree import ElementTree
 import httpx
 import numpy as np
 import pytest
+import xarray
 import zarr
 
 from tests.servers import DEMO_STARTUP_LIMIT, Demo
 from zarrdav.demo.catalog import DANDISET, DRAFT_ONLY, OME_PATH, README_PATH, RELEASE, TRACES_PATH
 from zarrdav.demo.guide import CONFIG_DIR
-from zarrdav.demo.sample import ome_image, ome_pyramid
+from zarrdav.demo.sample import TRACES_ZARR_ID, ome_image, ome_pyramid, traces
 
 pytestmark = [
     pytest.mark.slow,
@@ -131,7 +134,7 @@ def test_zarr_python_reads_the_release_as_published_and_the_draft_as_changed(dem
 
 
 def test_the_printed_zarr_snippet_runs_as_pasted(demo: Demo) -> None:
-    snippet = pasted(demo, r"^(\S+ - <<'EOF'\n.*?\nEOF)$")
+    snippet = pasted(demo, r"^(\S+ - <<'EOF'\nimport zarr\n.*?\nEOF)$")
     changed = int((ome_image(False) != ome_image(True)).sum())
     assert run_pasted(snippet) == f"voxels changed since the release: {changed}\n"
 
@@ -147,6 +150,43 @@ def test_the_printed_rclone_commands_run_as_pasted(demo: Demo) -> None:
     names = run_pasted(with_config).splitlines()
     assert f"{TRACES_PATH}/zarr.json" in names
     assert f"{TRACES_PATH}/traces/c/1/3" not in names  # the chunk the change deleted
+
+
+def test_the_guide_prints_a_permanent_zarrs_url_and_an_xarray_snippet(demo: Demo) -> None:
+    permanent = pasted(demo, r"^The release's traces Zarr at its permanent URL.*?:\n +(\S+)$")
+    assert permanent.startswith(f"{demo.url}zarrs/{TRACES_ZARR_ID[:3]}/") and permanent.endswith(".zarr")
+    assert httpx.get(f"{permanent}/", timeout=10).status_code == 200
+    snippet = pasted(demo, r"^(\S+ - <<'EOF'\nimport xarray.*?\nEOF)$")
+    changed = int((traces(False) != traces(True)).sum())
+    expected = f"{{'channel': 4, 'time': 400}} samples changed since the release: {changed}\n"
+    assert run_pasted(snippet) == expected
+
+
+@pytest.mark.parametrize(("version", "changed"), [(f"releases/{RELEASE}", False), ("draft", True)])
+def test_xarray_opens_the_traces_zarr_at_both_pinned_versions(demo: Demo, version: str, changed: bool) -> None:
+    """Through the permanent /zarrs/ URL each version pins (as its page shows it)."""
+    page = httpx.get(f"{demo.url}dandisets/{DANDISET}/{version}/{TRACES_PATH}/", timeout=10).text
+    found = re.search(r'<code class="url" id="permanent-url">([^<]+)</code>', page)
+    assert found is not None, page
+    url = found.group(1).replace("&#58;", ":")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # consolidated metadata, named dimensions: nothing to warn about
+        dataset = xarray.open_zarr(url)
+    assert dataset.traces.dims == ("channel", "time")
+    assert list(dataset.channel.values) == [1, 2, 3, 4]
+    np.testing.assert_allclose(dataset.time.values, np.arange(400) / 1000.0)
+    np.testing.assert_array_equal(dataset.traces.values, traces(changed))
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+@pytest.mark.parametrize("path", [README_PATH, f"{OME_PATH}/0/.zarray"])
+def test_curl_follows_a_demo_file_to_s3_and_gets_200(demo: Demo, path: str) -> None:
+    """curl -I sends HEAD all the way: the demo's S3 answers anonymous HEADs as S3 does."""
+    url = f"{demo.url}dandisets/{DANDISET}/draft/{path}"
+    result = subprocess.run(["curl", "-sSIL", "--max-time", "20", url], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    statuses = re.findall(r"^HTTP/\S+ (\d{3})", result.stdout, flags=re.MULTILINE)
+    assert statuses == ["307", "200"], result.stdout
 
 
 def test_sigterm_stops_everything_and_leaves_nothing_behind(demo: Demo) -> None:

@@ -1,4 +1,4 @@
-"""The versions page of a Zarr from a running `zarrdav serve`: newest first, with what changed."""
+"""The versions page of a Zarr from a running `zarrdav serve`: newest first (marked), entries, what changed."""
 
 from __future__ import annotations
 
@@ -22,8 +22,9 @@ ZARR = "7e57a6e1-0b2c-4d3e-9f40-5a6b7c8d9e0f"
 BASE = "http://127.0.0.1:9/bucket/zarr"  # redirect target; never contacted
 LATEST = {**AFTER, "0/0.0": b"rewritten again", "3/0": b"z"}
 ROW = re.compile(
-    r'<tr><td><a href="(?P<name>[^"]+)">[^<]*</a></td><td>Zarr version '
-    r'<span class="details">\((?P<details>[^)]*)\)</span></td>'
+    r'<tr><td class="name"><a href="(?P<name>[^"]+)">[^<]*</a>(?P<newest> <span class="newest">newest</span>)?</td>'
+    r'<td class="time">[^<]*</td><td class="count">(?P<entries>[0-9,]+)</td><td class="size"[^>]*>[^<]*</td>'
+    r'<td[^>]*>(?:<span class="details">)?(?P<changes>[^<]*)'
 )
 
 
@@ -53,21 +54,22 @@ def server(states: tuple[Path, list[str]]) -> Iterator[str]:
         yield url
 
 
-def expected_details(entries: int, old: dict[str, bytes] | None, new: dict[str, bytes]) -> str:
+def expected_details(entries: int, old: dict[str, bytes] | None, new: dict[str, bytes]) -> tuple[str, str]:
     if old is None:
-        return f"{entries} entries"
+        return f"{entries}", "first version"
     diff = own_diff(old, new)
-    return (f"{entries} entries; since the previous: {len(diff['added'])} added, "
-            f"{len(diff['removed'])} removed, {len(diff['changed'])} changed")
+    return (f"{entries}", f"+{len(diff['added'])} added, \N{MINUS SIGN}{len(diff['removed'])} removed, "
+            f"~{len(diff['changed'])} changed")
 
 
 def test_versions_newest_first_with_changes(server: str, states: tuple[Path, list[str]]) -> None:
     first, second, third = states[1]
     page = f"{server}/zarrs/{ZARR[:3]}/{ZARR[3:6]}/{ZARR}/"
     for _ in range(2):  # the second time from the cache of change counts: the same page
-        rows = [(m["name"], m["details"]) for m in ROW.finditer(httpx.get(page, timeout=10).text)]
+        html = httpx.get(page, timeout=10).text
+        rows = [(m["name"], bool(m["newest"]), (m["entries"], m["changes"])) for m in ROW.finditer(html)]
         assert rows == [
-            (f"{third}.zarr/", expected_details(len(LATEST), AFTER, LATEST)),
-            (f"{second}.zarr/", expected_details(len(AFTER), BEFORE, AFTER)),
-            (f"{first}.zarr/", expected_details(len(BEFORE), None, BEFORE)),
+            (f"{third}.zarr/", True, expected_details(len(LATEST), AFTER, LATEST)),
+            (f"{second}.zarr/", False, expected_details(len(AFTER), BEFORE, AFTER)),
+            (f"{first}.zarr/", False, expected_details(len(BEFORE), None, BEFORE)),
         ]

@@ -8,11 +8,13 @@ ARCHITECTURE.md walks one request through it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from zarrdav.config import Settings
 from zarrdav.dav.dandisets import DandisetViews
+from zarrdav.dav.errorpages import html_errors
 from zarrdav.dav.handlers import Handlers
 from zarrdav.dav.host import WsgiDavHost
 from zarrdav.dav.provider import Provider
@@ -31,6 +33,7 @@ from zarrdav.edge.layers import (
 from zarrdav.edge.request import Request
 from zarrdav.edge.requestlog import RequestLog
 from zarrdav.edge.wsgi import Edge
+from zarrdav.errors import ZarrdavError
 from zarrdav.manifests.cache import ManifestCache
 from zarrdav.manifests.index import ManifestIndex
 from zarrdav.manifests.trees import open_tree
@@ -72,7 +75,8 @@ def create_app(settings: Settings) -> Edge:
         blob_redirect=settings.blob_redirect, redirect_hosts=redirect_hosts,
         missing_manifest=settings.missing_manifest, retry_after=settings.missing_manifest_retry_after, gate=gate,
     )
-    handlers = Handlers(Provider(zarrs, dandisets), settings.max_body_bytes)
+    provider = Provider(zarrs, dandisets)
+    handlers = Handlers(provider, settings.max_body_bytes, settings.html_page_size)
     requests = RequestLog()
     # Outermost first. A new layer goes where what it needs is already true:
     # after answer_safely it may raise ZarrdavErrors; after limits it sees
@@ -81,6 +85,7 @@ def create_app(settings: Settings) -> Edge:
         request_log(requests),
         dav_class,
         cors,
+        html_errors(_exists(provider)),
         answer_safely,
         limits(settings.max_path_bytes),
     ]
@@ -104,6 +109,19 @@ def _dispatch(handlers: Handler, dav: Handler) -> Handler:
 
 
 _DAV_METHODS = frozenset(("PROPFIND", "OPTIONS"))
+
+
+def _exists(provider: Provider) -> Callable[[str], bool]:
+    """Whether something is at a path, for error pages' breadcrumbs."""
+
+    def exists(path: str) -> bool:
+        try:
+            provider.resource(path)
+        except ZarrdavError:
+            return False
+        return True
+
+    return exists
 
 
 def _has_dot_segment(path: str) -> bool:

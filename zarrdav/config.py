@@ -58,6 +58,7 @@ class Settings:
     listing_max_mb: int = 64
     redirect_hosts: str = "dandiarchive.s3.amazonaws.com"
     upstream_share: float = 0.75
+    html_page_size: int = 1000
 
 
 HELP = {
@@ -101,6 +102,8 @@ HELP = {
     "blob_redirect = s3, beside the zarr_base_url's; others go to the archive's download URL",
     "upstream_share": "share of the threads that may wait on upstreams at once; past it, requests "
     "needing one answer 503 at once, so answers from cache keep flowing",
+    "html_page_size": "rows per HTML page of a folder for browsers (?page=N); other clients and "
+    "PROPFIND always get every row",
 }
 
 

@@ -141,13 +141,16 @@ class DandisetViews:
         )
 
     def _dandiset_collection(self, dandiset: Dandiset) -> Collection:
+        current = dandiset.draft or dandiset.most_recent_published  # its title and size now
         return Collection(
             f"/dandisets/{dandiset.identifier}/",
             "Dandiset",
+            size=None if current is None else current.size,
             created=dandiset.created,
             modified=dandiset.modified or UNDATED,
             details="embargoed" if dandiset.embargo_status != "OPEN" else None,
             links=(("Metadata", f"{self._archive.public_url}/dandisets/{_segment(dandiset.identifier)}/"),),
+            title=None if current is None else current.name or None,
         )
 
     def _releases_collection(self, dandiset: Dandiset) -> Collection:
@@ -170,6 +173,10 @@ class DandisetViews:
             else f"{version.version}, {version.asset_count} assets",
             links=(("Metadata", f"{self._archive.public_url}/dandisets/{_segment(dandiset_id)}/versions/"
                                 f"{_segment(version.version)}/"),),
+            title=version.name or None,
+            citation=version.citation,
+            doi=version.doi,
+            version=version.version,
         )
 
     def _resolve(self, route: VersionRoute) -> tuple[str, bool]:
@@ -301,7 +308,8 @@ class DandisetViews:
                 links = (("Permanent link", permanent), *links)
             return Collection(f"{path}/", "Zarr", size=item.size, created=item.created,
                               modified=item.modified or UNDATED, etag=checksum if pinned else None, links=links,
-                              pinned=pinned, canonical=permanent)
+                              pinned=pinned, canonical=permanent, version=version, zarr=True,
+                              metadata_url=metadata_url)
         location = f"{api}/assets/{_segment(item.asset_id)}/download/"
         if self._blob_redirect == "s3" and item.s3_url and self._may_redirect_to(item.s3_url):
             location = header_value(item.s3_url, "Location", what)
@@ -310,7 +318,7 @@ class DandisetViews:
         return File(path, "File", size=item.size, created=item.created, modified=item.modified or UNDATED,
                     etag=None if etag is None else header_value(etag, "ETag", what), location=location,
                     media_type=header_value(media_type, "Content-Type", what) if isinstance(media_type, str) else None,
-                    md5=md5_of(item.blob_md5) or md5_of(etag), canonical=canonical)
+                    md5=md5_of(item.blob_md5) or md5_of(etag), canonical=canonical, metadata_url=metadata_url)
 
     def _may_redirect_to(self, url: str) -> bool:
         """Whether ``url`` is on a host blobs may redirect to; elsewhere the archive's download URL serves."""

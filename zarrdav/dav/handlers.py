@@ -7,11 +7,10 @@ answer with its status (see ``zarrdav.errors``).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from zarrdav.dav.formats import http_date, quote_url
-from zarrdav.dav.html import render_listing
+from zarrdav.dav.pages import collection_page, site_url
 from zarrdav.dav.propfind import BadPropfind, parse_propfind, render_multistatus
 from zarrdav.dav.provider import Provider
 from zarrdav.dav.resources import Collection, File, Resource
@@ -40,9 +39,10 @@ _XML = "application/xml; charset=utf-8"
 class Handlers:
     """Answers every method for the provider's resources: the innermost handler."""
 
-    def __init__(self, provider: Provider, max_body_bytes: int) -> None:
+    def __init__(self, provider: Provider, max_body_bytes: int, html_page_size: int = 1000) -> None:
         self._provider = provider
         self._max_body_bytes = max_body_bytes
+        self._html_page_size = max(1, html_page_size)
         self._by_method: dict[str, Callable[[Request, str], Answer]] = {
             "GET": self._get,
             "HEAD": self._get,
@@ -82,8 +82,10 @@ class Handlers:
                 location += f"?{request.query}"
             return Answer.redirect(301, location)
         notes = () if resource.pinned else (UNPINNED_NOTE,)
-        page = render_listing(resource, self._provider.members(resource), request.script_name, notes)
-        headers = [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(page)))]
+        page = collection_page(resource, self._provider.members(resource), request, self._html_page_size, notes)
+        # Browsers get the listing in pages, other clients whole (zarrdav.dav.pages): it varies by Accept.
+        headers = [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(page))),
+                   ("Vary", "Accept")]
         return Answer(200, headers + _validators(resource, request), page)
 
     def _propfind(self, request: Request, path: str) -> Answer:
@@ -104,7 +106,7 @@ class Handlers:
         resources: list[Resource] = [resource]
         if depth == "1" and isinstance(resource, Collection):
             resources += self._provider.members(resource)
-        answer = render_multistatus(wanted, resources, request.script_name, origin(request))
+        answer = render_multistatus(wanted, resources, request.script_name, site_url(request))
         return Answer(207, [("Content-Type", _XML), ("Content-Length", str(len(answer)))], answer)
 
 
@@ -116,27 +118,7 @@ def _validators(resource: Resource, request: Request) -> list[tuple[str, str]]:
     if resource.modified is not None:
         headers.append(("Last-Modified", http_date(resource.modified)))
     if resource.canonical is not None:
-        url = f"{origin(request)}{quote_url(f'{request.script_name}{resource.canonical}')}"
+        url = f"{site_url(request)}{quote_url(resource.canonical)}"
         headers.append(("Link", f'<{url}>; rel="canonical"'))
     return headers
 
-
-# A Host header that can go into a URL as it is: a name or an address, and a port.
-_HOST = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
-
-
-def origin(request: Request) -> str:
-    """``scheme://host[:port]`` the client asked for, for absolute URLs.
-
-    The Host header is the client's: one that is not a plain host and port
-    is not written into answers; the server's own name is used instead.
-    """
-    environ = request.environ
-    scheme = "https" if environ.get("wsgi.url_scheme") == "https" else "http"
-    host = environ.get("HTTP_HOST", "")
-    if not _HOST.fullmatch(host):
-        name, port = environ.get("SERVER_NAME", "localhost"), str(environ.get("SERVER_PORT", ""))
-        host = name if _HOST.fullmatch(name) else "localhost"
-        if port.isdigit() and port != {"http": "80", "https": "443"}[scheme]:
-            host = f"{host}:{port}"
-    return f"{scheme}://{host}"

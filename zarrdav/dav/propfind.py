@@ -115,13 +115,14 @@ def parse_propfind(body: bytes) -> PropfindRequest:
 
 
 def render_multistatus(
-    request: PropfindRequest, resources: Iterable[Resource], script_name: str, origin: str = ""
+    request: PropfindRequest, resources: Iterable[Resource], script_name: str, site: str = ""
 ) -> bytes:
     """One ``response`` per resource, every kind of resource alike.
 
-    ``origin`` (``http://host:port``) makes the absolute URLs some properties hold.
+    ``site`` (the server's absolute URL, ``zarrdav.dav.pages.site_url``) makes
+    the absolute URLs some properties hold.
     """
-    plan = _Plan.of(request, f"{origin}{quote_url(script_name)}")
+    plan = _Plan.of(request, site)
     href = _href_writer(script_name)
     parts = [f'<?xml version="1.0" encoding="utf-8"?>\n<D:multistatus{_NAMESPACES}>']
     parts += [plan.response(href(resource.path), resource) for resource in resources]

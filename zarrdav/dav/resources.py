@@ -36,6 +36,15 @@ class Collection:
     pinned: bool = True  # False: a live view of S3, not version-pinned
     newest_first: bool = False  # its page lists members by modified time, newest first
     canonical: str | None = None  # the permanent path of what a draft/ or latest/ path shows
+    # What its HTML page and its row show a person (never PROPFIND).
+    title: str | None = None  # a Dandiset's or version's name
+    citation: str | None = None  # a version's citation, as the archive gives it
+    doi: str | None = None  # a published version's DOI, e.g. "10.48324/dandi.000001/0.230629.1955"
+    version: str | None = None  # the archive version a Dandiset view shows (latest/: the release)
+    zarr: bool = False  # the root of a Zarr: its page shows how to open it
+    entries: int | None = None  # a Zarr version's entry count
+    changes: tuple[int, int, int] | None = None  # added, removed, changed since the previous version
+    metadata_url: str | None = None  # an asset's archive metadata
 
     @property
     def name(self) -> str:
@@ -67,6 +76,7 @@ class File:
     pinned: bool = True  # False: redirects to the current object, not a version
     canonical: str | None = None  # the permanent path of what a draft/ or latest/ path shows
     md5: str | None = None  # the MD5 of the bytes (32 hex digits), when known
+    metadata_url: str | None = None  # an asset's archive metadata, linked from its row
 
     @property
     def name(self) -> str:

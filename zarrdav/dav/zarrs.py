@@ -56,6 +56,7 @@ class ZarrViews:
                 f"{newer.details}; since the previous: {change.added:,} added, "
                 f"{change.removed:,} removed, {change.changed:,} changed"
             )
+            newer.changes = (change.added, change.removed, change.changed)
         return found
 
     def newest(self, zarr_id: str, checksums: list[str]) -> datetime:
@@ -114,6 +115,8 @@ class ZarrViews:
             etag=checksum,
             details=f"{stats.entries:,} entries",
             links=links,
+            zarr=True,
+            entries=stats.entries,
         )
 
     def entry(self, zarr_id: str, checksum: str, root: str, path: str) -> Resource:

@@ -30,6 +30,8 @@ changed afterwards (chunks rewritten, one chunk deleted). The published
 version still serves the bytes it was published with, and the draft serves
 the new ones: every file is a redirect to one exact S3 object version.
 """
+# Not DANDI's prefix (10.48324): the demo's DOIs are registered nowhere.
+DOI_PREFIX = "10.80507"
 CREATED = "2023-12-01T09:00:00.000000Z"
 FIRST_UPLOAD = "2023-12-15T12:00:00.000000Z"
 PUBLISHED = "2024-01-01T00:00:00.000000Z"
@@ -67,9 +69,15 @@ def demo_archive(
 
 
 def _metadata(dandiset: str, version: str, name: str) -> dict[str, Any]:
-    """A small version document, for ``dandiset.yaml``."""
+    """A small version document, for ``dandiset.yaml``; a release's has a DOI, as the archive mints."""
+    published = version != "draft"
+    year = f"20{version[2:4]}" if published else "2023"
+    doi = f"{DOI_PREFIX}/dandi.{dandiset}/{version}"
+    where = f"https://doi.org/{doi}" if published else f"https://dandiarchive.org/dandiset/{dandiset}/draft"
     return {
         "id": f"DANDI:{dandiset}/{version}",
+        "citation": f"Demo, Zarrdav ({year}) {name} (Version {version}) [Data set]. DANDI Archive. {where}",
+        **({"doi": doi} if published else {}),
         "identifier": f"DANDI:{dandiset}",
         "name": name,
         "description": "Sample data for zarrdav's offline demo.",

@@ -6,15 +6,19 @@ import shlex
 import sys
 from pathlib import Path
 
-from zarrdav.demo.catalog import DANDISET, OME_PATH, RELEASE
+from zarrdav.demo.catalog import DANDISET, OME_PATH, RELEASE, TRACES_PATH
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"  # there in a source checkout
 RCLONE_CONF_URL = "http://127.0.0.1:8080/"  # the url in config/rclone.conf
 READY = "Press Ctrl-C to stop"
 
 
-def guide(url: str, startup: float) -> str:
-    """The text for a server at ``url`` (ending in ``/``) that took ``startup`` seconds to start."""
+def guide(url: str, startup: float, permanent: str) -> str:
+    """The text for a server at ``url`` (ending in ``/``) that took ``startup`` seconds to start.
+
+    ``permanent`` is the /zarrs/ path (from "/") of the traces Zarr as the release pins it.
+    """
+    pinned = f"{url}{permanent.strip('/')}"
     release = f"{url}dandisets/{DANDISET}/releases/{RELEASE}/"
     draft = f"{url}dandisets/{DANDISET}/draft/"
     # rclone's remote-specific variable overrides the url written in the config file.
@@ -37,6 +41,18 @@ import zarr
 release = zarr.open_group("{release}{OME_PATH}", mode="r")
 draft = zarr.open_group("{draft}{OME_PATH}", mode="r")
 print("voxels changed since the release:", (release["0"][:] != draft["0"][:]).sum())
+EOF
+
+The release's traces Zarr at its permanent URL (the same bytes for ever):
+  {pinned}
+
+Read it with xarray (installed with the demo extra too):
+
+{shlex.quote(sys.executable)} - <<'EOF'
+import xarray as xr
+release = xr.open_zarr("{pinned}")
+draft = xr.open_zarr("{draft}{TRACES_PATH}")
+print(dict(release.sizes), "samples changed since the release:", int((release.traces != draft.traces).sum()))
 EOF
 
 List with rclone:

@@ -29,6 +29,7 @@ from zarrdav.demo.s3 import create_public_bucket, embedded_s3, s3_client
 from zarrdav.demo.sample import upload_blob, write_ome_zarr, write_traces_zarr
 from zarrdav.edge.server import serve
 from zarrdav.errors import ZarrdavError
+from zarrdav.routes import zarr_version_path
 
 BUCKET = "dandiarchive"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -59,18 +60,19 @@ def run_demo(host: str, port: int, s3_port: int, started: float) -> None:
     before = {number: signal.signal(number, request_stop) for number in STOP_SIGNALS}
     try:
         with ExitStack() as stack:
-            settings = _start_upstreams(stack, host, port, s3_port)
+            settings, permanent = _start_upstreams(stack, host, port, s3_port)
             if stop.is_set():
                 return  # the stack stops what was started
-            _guide_once_serving(_client_host(host), port, started, request_stop, stop)
+            _guide_once_serving(_client_host(host), port, started, permanent, request_stop, stop)
             serve(settings)  # returns on SIGINT or SIGTERM; then the stack stops the rest
     finally:
         for number, handler in before.items():
             signal.signal(number, handler)
 
 
-def _start_upstreams(stack: ExitStack, host: str, port: int, s3_port: int) -> Settings:
-    """Start the S3 and the archive, with the sample data; the settings to serve them with."""
+def _start_upstreams(stack: ExitStack, host: str, port: int, s3_port: int) -> tuple[Settings, str]:
+    """Start the S3 and the archive, with the sample data; the settings to serve them with,
+    and the permanent path of the traces Zarr as the release pins it."""
     workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="zarrdav-demo-")))
     zarrs, manifests = workdir / "zarrs", workdir / "manifests"
     endpoint = stack.enter_context(embedded_s3(s3_port))
@@ -83,6 +85,7 @@ def _start_upstreams(stack: ExitStack, host: str, port: int, s3_port: int) -> Se
     readme = upload_blob(s3, BUCKET, README_BLOB, README.encode(), "text/plain")
     s3_base_url = f"{endpoint}/{BUCKET}"
     api_url = stack.enter_context(serve_archive(demo_archive(samples, readme, s3_base_url)))
+    traces = samples[TRACES_PATH]
     return Settings(
         host=host,
         port=port,
@@ -91,7 +94,7 @@ def _start_upstreams(stack: ExitStack, host: str, port: int, s3_port: int) -> Se
         api_url=api_url,
         blob_redirect="s3",  # one hop to S3: davfs2 follows no more
         index_dir=str(workdir / "index"),
-    )
+    ), zarr_version_path(traces.zarr_id, traces.first)
 
 
 def _bindable(host: str, port: int, who: str) -> int:
@@ -108,7 +111,7 @@ def _bindable(host: str, port: int, who: str) -> int:
 
 
 def _guide_once_serving(
-    host: str, port: int, started: float, startup_handler: Handler, stop: threading.Event
+    host: str, port: int, started: float, permanent: str, startup_handler: Handler, stop: threading.Event
 ) -> None:
     """Print the guide once zarrdav accepts connections and ``serve`` handles the signals.
 
@@ -136,7 +139,7 @@ def _guide_once_serving(
             os.kill(os.getpid(), signal.SIGTERM)
             return
         url = f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
-        print(guide(url, time.perf_counter() - started), flush=True)
+        print(guide(url, time.perf_counter() - started, permanent), flush=True)
 
     threading.Thread(target=wait_then_print, name="demo-guide", daemon=True).start()
 

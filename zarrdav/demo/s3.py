@@ -44,6 +44,15 @@ def s3_client(endpoint: str) -> Any:
     return session.client("s3", endpoint_url=endpoint, config=path_style)
 
 
+# AWS authorizes a HEAD of an object as s3:GetObject. moto checks an unsigned
+# request's method against the bucket policy as "s3:<Method>Object" instead,
+# so a HEAD asks for "s3:HeadObject", which no policy written for AWS grants,
+# and then falls back to the object's ACL (private): 403. Granting that name
+# too makes moto answer anonymous HEADs as S3 does (curl -I, davix, obstore,
+# `zarrdav manifest verify --anonymous`).
+_MOTO_HEAD = "s3:HeadObject"
+
+
 def create_public_bucket(client: Any, name: str) -> None:
     """A versioned bucket anyone may read and list, as DANDI's: clients follow redirects unsigned."""
     client.create_bucket(Bucket=name)
@@ -51,7 +60,7 @@ def create_public_bucket(client: Any, name: str) -> None:
     public_read = {
         "Version": "2012-10-17",
         "Statement": [
-            {"Effect": "Allow", "Principal": "*", "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+            {"Effect": "Allow", "Principal": "*", "Action": ["s3:GetObject", "s3:GetObjectVersion", _MOTO_HEAD],
              "Resource": f"arn:aws:s3:::{name}/*"},
             {"Effect": "Allow", "Principal": "*", "Action": ["s3:ListBucket"],
              "Resource": f"arn:aws:s3:::{name}"},

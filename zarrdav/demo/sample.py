@@ -9,6 +9,7 @@ version keeps serving, and what the draft moved on to.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,7 +81,7 @@ def write_ome_zarr(s3: Any, bucket: str, workdir: Path, manifests: Path) -> Samp
 
 
 def write_traces_zarr(s3: Any, bucket: str, workdir: Path, manifests: Path) -> SampleZarr:
-    """A Zarr v3 group: traces, their time base, and sharded event onsets in a subgroup."""
+    """A Zarr v3 group xarray opens: traces by channel and time, and sharded event onsets in a subgroup."""
     return _versioned(s3, bucket, workdir, manifests, TRACES_ZARR_ID, _write_traces)
 
 
@@ -118,24 +119,40 @@ def _write_ome(local: Path, changed: bool) -> None:
     zarr.consolidate_metadata(local, zarr_format=2)
 
 
-def _write_traces(local: Path, changed: bool) -> None:
+def traces(changed: bool) -> np.ndarray:
+    """Four channels of sines; the change flips a stretch of channel 1 and blanks a chunk."""
     channels, samples = TRACES_SHAPE
     time = np.arange(samples) / 1000.0
-    traces = np.sin(2 * np.pi * np.outer(np.arange(1, channels + 1), time) * 5).astype("f4")
+    values = np.sin(2 * np.pi * np.outer(np.arange(1, channels + 1), time) * 5).astype("f4")
+    if changed:
+        values[0, 0:100] *= -1
+        values[2:4, 300:400] = 0  # a whole chunk of fill value: zarr deletes it
+    return values
+
+
+def _write_traces(local: Path, changed: bool) -> None:
+    """Named dimensions and coordinate arrays (``channel``, ``time``), so xarray opens it."""
+    channels, samples = TRACES_SHAPE
+    time = np.arange(samples) / 1000.0
     onsets = np.arange(12, dtype="u4") * 30 + 10
     if changed:
-        traces[0, 0:100] *= -1
-        traces[2:4, 300:400] = 0  # a whole chunk of fill value: zarr deletes it
         onsets += 5
     group = zarr.open_group(local, mode="w", zarr_format=3,
                             attributes={"description": "four channels sampled at 1 kHz"})
-    group.create_array("traces", shape=traces.shape, chunks=(2, 100), dtype="f4", fill_value=0,
-                       attributes={"units": "mV"})[...] = traces
+    group.create_array("traces", shape=TRACES_SHAPE, chunks=(2, 100), dtype="f4", fill_value=0,
+                       dimension_names=("channel", "time"), attributes={"units": "mV"})[...] = traces(changed)
     group.create_array("time", shape=time.shape, chunks=(200,), dtype="f8", fill_value=0,
-                       attributes={"units": "s"})[...] = time
+                       dimension_names=("time",), attributes={"units": "s"})[...] = time
+    group.create_array("channel", shape=(channels,), chunks=(channels,), dtype="u1", fill_value=0,
+                       dimension_names=("channel",))[...] = np.arange(1, channels + 1)
     events = group.create_group("events")
     events.create_array("onsets", shape=onsets.shape, chunks=(4,), shards=(12,), dtype="u4",
-                        fill_value=0)[...] = onsets
+                        fill_value=0, dimension_names=("event",))[...] = onsets
+    # Consolidated, xarray opens it in one read without warning; zarr-python
+    # warns that v3 does not specify consolidation yet (xarray reads it).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        zarr.consolidate_metadata(local, zarr_format=3)
 
 
 def _versioned(

@@ -39,6 +39,25 @@ class Request:
         self.accept_encoding: str = environ.get("HTTP_ACCEPT_ENCODING", "")
         self.authorization: str | None = environ.get("HTTP_AUTHORIZATION")
 
+    # Read where a page or an error page is made, never on the path of a chunk GET.
+    @property
+    def accept(self) -> str:
+        return str(self.environ.get("HTTP_ACCEPT", ""))
+
+    @property
+    def host(self) -> str:
+        """``Host`` as the client sent it (never trusted: shown escaped, never redirected to)."""
+        return str(self.environ.get("HTTP_HOST", ""))
+
+    @property
+    def scheme(self) -> str:
+        return str(self.environ.get("wsgi.url_scheme", "http"))
+
+    @property
+    def server_address(self) -> str:
+        """``host:port`` the server listens on, as the WSGI server names it."""
+        return f"{self.environ.get('SERVER_NAME', '')}:{self.environ.get('SERVER_PORT', '')}"
+
     def read_body(self, limit: int) -> bytes:
         """The whole request body, at most ``limit`` bytes (413 beyond)."""
         environ = self.environ

@@ -44,6 +44,9 @@ class VersionSummary:
     status: str
     created: datetime | None
     modified: datetime | None
+    # From the version's metadata, which only its info answer carries.
+    citation: str | None = None
+    doi: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +284,9 @@ def _int(value: Any) -> int | None:
 
 def _version(item: Any) -> VersionSummary:
     try:
+        metadata = item.get("metadata")
+        if not isinstance(metadata, dict):
+            metadata = {}
         return VersionSummary(
             version=str(item["version"]),
             name=str(item.get("name") or ""),
@@ -289,9 +295,16 @@ def _version(item: Any) -> VersionSummary:
             status=str(item.get("status") or ""),
             created=_time(item.get("created")),
             modified=_time(item.get("modified")),
+            citation=_text(metadata.get("citation")),
+            doi=_text(metadata.get("doi")),
         )
     except (KeyError, TypeError, AttributeError):
         raise UpstreamError("the archive answered an invalid version record") from None
+
+
+def _text(value: Any) -> str | None:
+    """A non-blank string from the archive, else None."""
+    return (value.strip() or None) if isinstance(value, str) else None
 
 
 def _dandiset(item: Any) -> Dandiset:
