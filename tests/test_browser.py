@@ -252,7 +252,8 @@ def test_a_dandiset_version_lists_its_metadata_and_assets(
     assert readme.cells[1:3] == ["File metadata", human_size(len(README.encode()))]
     assert readme.cells[3].endswith(" UTC") and readme.cells[4].endswith(" UTC")
     assert page.row("dandiset.yaml").cells[1] == "Metadata"
-    assert page.row("dandiset.yaml").cells[3:] == [DASH, DASH]
+    assert page.row("dandiset.yaml").cells[3] == DASH  # no creation date; modified: the version's
+    assert page.row("dandiset.yaml").cells[4].endswith(" UTC")
     assert page.row("sub-01/").cells[1] == "Directory (2 assets)"
     assert "Metadata" in page.labelled
 

@@ -9,7 +9,9 @@ of 2, so the listings of Dandisets, versions and folders take several pages.
 
 from __future__ import annotations
 
+import hashlib
 import html
+import re
 import socket
 import threading
 import time
@@ -210,13 +212,13 @@ def top_level(version: Version) -> list[str]:
 
 def assert_version_properties(answer: Answer, version: Version) -> None:
     assert answer.is_collection
-    assert answer.text("getcontentlength") == str(sum(asset.size for asset in version.assets))
+    assert answer.text("getcontentlength") is None  # folders have no getcontentlength; their pages show totals
     assert answer.text("creationdate") == rfc3339(version.created)
     assert answer.text("getlastmodified") == http_date(version.modified)
 
 
 def assert_asset_properties(answer: Answer, asset: Asset) -> None:
-    assert answer.text("getcontentlength") == str(asset.size)
+    assert answer.text("getcontentlength") == (None if answer.is_collection else str(asset.size))
     assert answer.text("creationdate") == rfc3339(asset.created)
     assert answer.text("getlastmodified") == http_date(asset.modified)
 
@@ -336,6 +338,10 @@ def test_dandiset_yaml_is_the_version_metadata_in_its_order(
     assert not answer.is_collection
     assert answer.text("getcontentlength") == str(len(response.content))
     assert answer.text("getcontenttype") == "text/yaml; charset=utf-8"
+    digest = hashlib.md5(response.content).hexdigest()
+    assert answer.text("getetag") == response.headers["etag"] == f'"{digest}"'
+    version = archive.version(OPEN_ID, VERSION_PATHS[version_path])
+    assert answer.text("getlastmodified") == response.headers["last-modified"] == http_date(version.modified)
     head = client.head(path)
     assert (head.status_code, head.content) == (200, b"")
     assert head.headers["content-length"] == str(len(response.content))
@@ -355,7 +361,10 @@ def test_folders_list_their_assets_and_subfolders(client: httpx.Client, archive:
         assert [answer.href for answer in answers] == [path, *(f"{path}{c}" for c in children)]
         inside = [asset for asset in draft.assets if asset.path.startswith(folder)]
         assert answers[0].is_collection
-        assert answers[0].text("getcontentlength") == str(sum(asset.size for asset in inside))
+        assert answers[0].text("getcontentlength") is None  # its total is on its parent's page
+        parent = path[: path.rstrip("/").rfind("/") + 1]
+        assert f'title="{sum(asset.size for asset in inside)} bytes"' in client.get(parent).text
+        assert answers[0].text("getlastmodified") == http_date(draft.modified)  # a folder has its version's date
         assert child_links(client.get(path)) == children
 
 
@@ -443,7 +452,11 @@ def test_zarr_asset_lists_and_redirects_as_its_zarrs_version(
         mine = propfind(client, f"{asset_root}{directory}")
         theirs = propfind(client, f"{zarrs_root}{directory}")
         assert mine.status_code == theirs.status_code == 207
-        renamed = mine.content.replace(
+        # Each of mine names its /zarrs/ twin as canonical, which theirs need not.
+        canonical = re.compile(rb"<zd:canonical>http://[^/<]+(/[^<]*)</zd:canonical>")
+        named = [match.group(1).decode() for match in canonical.finditer(mine.content)]
+        assert named == [answer.href for answer in multistatus(theirs)]
+        renamed = canonical.sub(b"", mine.content).replace(
             f"<D:href>{asset_root}".encode(), f"<D:href>{zarrs_root}".encode()
         )
         if directory:
@@ -458,6 +471,8 @@ def test_zarr_asset_lists_and_redirects_as_its_zarrs_version(
             assert mine.headers["location"] == theirs.headers["location"]
             assert "?versionId=" in mine.headers["location"]
             assert mine.headers["etag"] == theirs.headers["etag"]
+            assert mine.headers["link"] == f'<{client.base_url}{zarrs_root}{quote(path)}>; rel="canonical"'
+            assert "link" not in theirs.headers
 
 
 @FORMATS
@@ -658,6 +673,7 @@ def test_release_zarr_without_manifest_is_503(client: httpx.Client, archive: Arc
     for response in (client.get(root), propfind(client, root, "0"), propfind(client, root),
                      client.get(f"{root}zarr.json")):
         assert response.status_code == 503
+        assert response.headers["retry-after"] == "600"  # missing_manifest_retry_after's default
         assert_plain_error(response.headers, response.content)
         assert checksum in response.text and "manifest" in response.text
         assert "missing" in response.text
@@ -666,13 +682,16 @@ def test_release_zarr_without_manifest_is_503(client: httpx.Client, archive: Arc
 
 
 def test_missing_manifest_error_refuses_the_draft_too(serve_args: list[str]) -> None:
-    with zarrdav_server(*serve_args, "--missing-manifest", "error") as url, httpx.Client(
+    with zarrdav_server(
+        *serve_args, "--missing-manifest", "error", "--missing-manifest-retry-after", "45"
+    ) as url, httpx.Client(
         base_url=url, timeout=10
     ) as client:
         for asset_path, why in ((LIVE_PATH, "missing"), (INGESTING_PATH, "ingested")):
             for response in (client.get(f"{UNPINNED}draft/{asset_path}/"),
                              client.get(f"{UNPINNED}draft/{asset_path}/zarr.json")):
                 assert response.status_code == 503
+                assert response.headers["retry-after"] == "45"
                 assert_plain_error(response.headers, response.content)
                 assert why in response.text
         assert client.get(f"{OPEN}draft/{ZARR_PATHS[3]}/").status_code == 200

@@ -305,7 +305,11 @@ def test_in_process_edge_answers_every_method(tree: Path) -> None:
         assert client.request("PROPFIND", ROOT, headers={"Depth": "0"}).status_code == 207
         put = client.put("/x", content=b"x")
         assert (put.status_code, put.headers["allow"]) == (405, "OPTIONS, GET, HEAD, PROPFIND")
-        assert client.request("BREW", "/").status_code == 501
+        brew = client.request("BREW", "/")
+        assert brew.status_code == 501  # RFC 9110: a method the server does not know
         assert client.get("/" + "a" * 9000).status_code == 414
-        for answer in (put, client.get("/nothing")):
+        options = client.options(ROOT)
+        assert options.headers.get_list("dav") == ["1"]
+        for answer in (put, brew, options, client.get("/nothing"), client.get(f"{ROOT}.zattrs")):
             assert answer.headers["access-control-allow-origin"] == "*"
+            assert answer.headers["dav"] == "1"  # every answer, as dandidav

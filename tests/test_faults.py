@@ -440,6 +440,7 @@ def test_cached_answers_flow_while_requests_wait_on_a_dripping_archive(
     assert fast == [307] * 20
     assert still_waiting > 0  # the cached answers came while requests were held upstream
     assert {response.status_code for response, _ in slow} <= {503, 504}
+    assert all(response.headers["retry-after"] == "1" for response, _ in slow if response.status_code == 503)
     assert all(elapsed < DEADLINE + MARGIN for _, elapsed in slow)
     assert client.get("/dandisets/").status_code == 200
 

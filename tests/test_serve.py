@@ -42,6 +42,7 @@ REPO = Path(__file__).parent.parent
 BASE = "http://127.0.0.1:9/bucket/zarr"  # redirect target; never contacted
 ALLOW = "OPTIONS, GET, HEAD, PROPFIND"
 D = "{DAV:}"
+OC = "{http://owncloud.org/ns}"
 
 ZARR = "1284a14f-fe4f-4dc3-b10d-48e5db8bf18d"
 CHECKSUM, MANIFEST = sample_manifest()
@@ -308,6 +309,7 @@ def test_allprop_values_come_from_the_manifest(client: httpx.Client, path: str) 
             assert not answer.is_collection
             assert answer.text("getcontentlength") == str(file.size)
             assert answer.text("getetag") == f'"{file.etag}"'
+            assert answer.found[f"{OC}checksums"].findtext(f"{OC}checksum") == f"MD5:{file.etag}"
             assert modified == format_datetime(file.last_modified, usegmt=True)
             json_name = file.name in (".zattrs", ".zgroup", ".zarray")
             assert answer.text("getcontenttype") == (
@@ -315,13 +317,15 @@ def test_allprop_values_come_from_the_manifest(client: httpx.Client, path: str) 
             )
         elif entry == "":
             assert answer.is_collection
-            assert answer.text("getcontentlength") == str(sum(f.size for f in FILES.values()))
+            assert answer.text("getcontentlength") is None  # a folder's GET is its page, not its total
             assert answer.text("getetag") == f'"{CHECKSUM}"'
             latest = max(f.last_modified for f in FILES.values())
             assert modified == format_datetime(latest, usegmt=True)
         else:
             assert answer.is_collection and answer.href.endswith("/")
-            assert set(answer.found) == {f"{D}displayname", f"{D}resourcetype"}
+            assert set(answer.found) == {f"{D}displayname", f"{D}resourcetype", f"{D}getlastmodified"}
+            latest = max(f.last_modified for path, f in FILES.items() if path.startswith(entry))
+            assert modified == format_datetime(latest, usegmt=True)
         assert modified is None or RFC1123.fullmatch(modified)
         assert not answer.missing
 
@@ -344,10 +348,10 @@ def test_propname_lists_the_defined_properties(client: httpx.Client) -> None:
     defined = {answer.href[len(ZARR_ROOT):]: {tag.removeprefix(D) for tag in answer.found}
                for answer in answers}
     assert defined == {
-        "": ALLPROP - {"getcontenttype"},
-        ".zattrs": ALLPROP,
-        ".zgroup": ALLPROP,
-        "arr/": {"displayname", "resourcetype"},
+        "": ALLPROP - {"getcontenttype", "getcontentlength"},
+        ".zattrs": ALLPROP | {f"{OC}checksums"},
+        ".zgroup": ALLPROP | {f"{OC}checksums"},
+        "arr/": {"displayname", "resourcetype", "getlastmodified"},
     }
     for answer in answers:
         assert all(len(element) == 0 and not element.text for element in answer.found.values())
@@ -355,9 +359,9 @@ def test_propname_lists_the_defined_properties(client: httpx.Client) -> None:
 
 def test_prop_reports_unknown_and_undefined_properties_as_404(client: httpx.Client) -> None:
     for answer in multistatus(propfind(client, f"{ZARR_ROOT}arr/", body=PROP)):
-        if answer.is_collection:  # a directory has no size, ETag or date
-            assert set(answer.found) == {f"{D}displayname", f"{D}resourcetype"}
-            undefined = {f"{D}getcontentlength", f"{D}getetag", f"{D}getlastmodified"}
+        if answer.is_collection:  # a directory has no size or ETag; its date is its newest file's
+            assert set(answer.found) == {f"{D}displayname", f"{D}resourcetype", f"{D}getlastmodified"}
+            undefined = {f"{D}getcontentlength", f"{D}getetag"}
             assert answer.missing == UNKNOWN | undefined
         else:
             wanted = ALLPROP - {"getcontenttype"}

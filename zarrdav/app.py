@@ -26,7 +26,7 @@ from zarrdav.edge.compression import compression
 from zarrdav.edge.health import Readiness, probes
 from zarrdav.edge.hosts import allowed_hosts
 from zarrdav.edge.identity import identify
-from zarrdav.edge.layers import Handler, Layer, answer_safely, cors, limits, request_log, stacked
+from zarrdav.edge.layers import Handler, Layer, answer_safely, cors, dav_class, limits, request_log, stacked
 from zarrdav.edge.metrics import Metrics, metrics_page
 from zarrdav.edge.operator import operator_pages
 from zarrdav.edge.ratelimit import Rate, RateLimits, rate_limit
@@ -76,7 +76,7 @@ def create_app(settings: Settings) -> Edge:
     dandisets = DandisetViews(
         archive, zarrs, live, ttl=settings.archive_ttl,
         blob_redirect=settings.blob_redirect, redirect_hosts=redirect_hosts,
-        missing_manifest=settings.missing_manifest, gate=gate,
+        missing_manifest=settings.missing_manifest, retry_after=settings.missing_manifest_retry_after, gate=gate,
     )
     delivery = Delivery(
         settings.file_delivery,
@@ -104,6 +104,7 @@ def create_app(settings: Settings) -> Edge:
     layers: list[Layer] = [
         request_ids,
         request_log(requests),
+        dav_class,
         cors(frozenset(settings.cors_credentialed_origins.split())),
         caching.layer,
         compression,

@@ -34,6 +34,7 @@ class Settings:
     archive_ttl: float = 60.0
     blob_redirect: str = "archive"
     missing_manifest: str = "live-draft"
+    missing_manifest_retry_after: int = 600
     manifest_cache_mb: int = 1024
     index_dir: str = "~/.cache/zarrdav/manifests"
     index_max_mb: int = 10240
@@ -86,6 +87,7 @@ HELP = {
     "blob_redirect": "where a blob asset redirects: archive (its /download/ URL) or s3 (one hop)",
     "missing_manifest": "a Zarr asset without a manifest: live-draft (live listing under draft, "
     "503 elsewhere) or error (503 everywhere)",
+    "missing_manifest_retry_after": "seconds a 503 for a missing manifest tells clients to wait (Retry-After)",
     "manifest_cache_mb": "memory for parsed manifests, in MiB",
     "index_dir": "directory keeping parsed manifests across restarts (shared by workers); "
     "empty: none",

@@ -99,9 +99,15 @@ class Forbidden(ZarrdavError):
 
 
 class Unavailable(ZarrdavError):
-    """It exists but cannot be served faithfully yet (a pinned manifest is missing)."""
+    """It exists but cannot be served faithfully yet (a pinned manifest is missing),
+    or not now (too many requests wait on upstreams); ``retry_after`` seconds
+    is when to ask again."""
 
     status = 503
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.headers = (("Retry-After", str(max(0, retry_after))),)
 
 
 class UpstreamError(ZarrdavError):

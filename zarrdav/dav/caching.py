@@ -24,7 +24,7 @@ from datetime import UTC
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
 
-from zarrdav.dav.resources import Collection, File, Resource
+from zarrdav.dav.resources import UNDATED, Collection, File, Resource
 from zarrdav.edge.answer import Answer, Headers
 from zarrdav.edge.compression import VARY  # a folder's page may be gzipped
 from zarrdav.edge.layers import PRIVATE_ANSWER, Handler
@@ -89,8 +89,8 @@ def _current(request: Request, resource: Resource) -> bool:
         # Weak comparison (§13.1.2): a gzipped page's W/"x" is the page "x".
         tags = request.if_none_match.strip()
         return tags == "*" or (resource.etag is not None and resource.etag in _TAG.findall(tags))
-    if request.if_modified_since is None or resource.modified is None:
-        return False
+    if request.if_modified_since is None or resource.modified is None or resource.modified == UNDATED:
+        return False  # UNDATED: the top folders' fixed date, which their contents change without
     since = _http_date(request.if_modified_since)
     return since is not None and resource.modified.timestamp() // 1 <= since
 

@@ -38,6 +38,7 @@ the operator named.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -45,7 +46,7 @@ from urllib.parse import quote, urlsplit
 
 import yaml
 
-from zarrdav.dav.resources import Collection, File, Resource
+from zarrdav.dav.resources import UNDATED, Collection, File, Resource, md5_of
 from zarrdav.dav.zarrs import ZarrViews
 from zarrdav.edge import identity
 from zarrdav.errors import NotFound, Unauthorized, Unavailable, UpstreamError
@@ -81,6 +82,7 @@ class DandisetViews:
         blob_redirect: str = "archive",
         redirect_hosts: frozenset[str] = frozenset(),
         missing_manifest: str = "live-draft",
+        retry_after: int = 600,
         gate: UpstreamGate | None = None,
     ) -> None:
         """``redirect_hosts``: the hosts (``host[:port]``) blobs may redirect to with ``blob_redirect = "s3"``."""
@@ -90,22 +92,22 @@ class DandisetViews:
         self._blob_redirect = blob_redirect
         self._redirect_hosts = frozenset(host.lower() for host in redirect_hosts)
         self._missing_manifest = missing_manifest
+        self._retry_after = retry_after  # seconds, for the 503 of a missing manifest
         self._gate = gate or UpstreamGate()
         self._answers = Answers(KIND, self._gate, ttl=ttl)
 
     # -- the two questions a provider asks ------------------------------------
 
     def resource(self, route: Route, path: str) -> Resource:
-        slashed = path if path.endswith("/") else f"{path}/"
         match route:
             case DandisetsRoute():
-                return Collection("/dandisets/", "Directory")
+                return Collection("/dandisets/", "Directory", modified=UNDATED)
             case DandisetRoute(dandiset_id=dandiset_id):
                 return self._dandiset_collection(self._dandiset(dandiset_id))
             case ReleasesRoute(dandiset_id=dandiset_id):
                 if not self._published(dandiset_id):
                     raise NotFound(f"Dandiset {dandiset_id} has no published versions")
-                return Collection(slashed, "Directory")
+                return self._releases_collection(self._dandiset(dandiset_id))
             case VersionRoute(path=""):
                 return self._version_root(route)
             case VersionRoute(path="dandiset.yaml"):
@@ -128,8 +130,9 @@ class DandisetViews:
                         dandiset_id, f"{base}draft/", "Draft version", dandiset.draft))
                 if dandiset.most_recent_published is not None:
                     latest = dandiset.most_recent_published
-                    members.append(self._version_collection(dandiset_id, f"{base}latest/", "Latest release", latest))
-                    members.append(Collection(f"{base}releases/", "Directory"))
+                    members.append(self._version_collection(dandiset_id, f"{base}latest/", "Latest release", latest,
+                                                            canonical=f"{base}releases/{latest.version}/"))
+                    members.append(self._releases_collection(dandiset))
                 return members
             case ReleasesRoute(dandiset_id=dandiset_id):
                 return [
@@ -187,21 +190,28 @@ class DandisetViews:
             "Dandiset",
             size=None if current is None else current.size,
             created=dandiset.created,
-            modified=dandiset.modified,
+            modified=dandiset.modified or UNDATED,
             details="embargoed" if dandiset.embargo_status != "OPEN" else None,
             links=(("Metadata", f"{self._archive.public_url}/dandisets/{_segment(dandiset.identifier)}/"),),
             title=None if current is None else current.name or None,
         )
 
+    def _releases_collection(self, dandiset: Dandiset) -> Collection:
+        """``releases/``, dated by its latest release."""
+        latest = dandiset.most_recent_published
+        modified = None if latest is None else latest.modified
+        return Collection(f"/dandisets/{dandiset.identifier}/releases/", "Directory", modified=modified or UNDATED)
+
     def _version_collection(
-        self, dandiset_id: str, path: str, kind: str, version: VersionSummary
+        self, dandiset_id: str, path: str, kind: str, version: VersionSummary, canonical: str | None = None
     ) -> Collection:
         return Collection(
             path,
             kind,
             size=version.size,
             created=version.created,
-            modified=version.modified,
+            modified=version.modified or UNDATED,
+            canonical=canonical,
             details=version.version if version.asset_count is None
             else f"{version.version}, {version.asset_count} assets",
             links=(("Metadata", f"{self._archive.public_url}/dandisets/{_segment(dandiset_id)}/versions/"
@@ -225,12 +235,20 @@ class DandisetViews:
 
     def _version_root(self, route: VersionRoute) -> Collection:
         version, fixed = self._resolve(route)
-        info = self._cached(
-            ("info", route.dandiset_id, version), fixed,
-            lambda: self._archive.version_info(route.dandiset_id, version),
-        )
+        info = self._version_info(route.dandiset_id, version, fixed)
         kind = {"draft": "Draft version", "latest": "Latest release"}.get(route.version, "Published version")
-        return self._version_collection(route.dandiset_id, route.root, kind, info)
+        return self._version_collection(route.dandiset_id, route.root, kind, info, self._canonical(route, version, ""))
+
+    def _version_info(self, dandiset_id: str, version: str, fixed: bool) -> VersionSummary:
+        return self._cached(
+            ("info", dandiset_id, version), fixed, lambda: self._archive.version_info(dandiset_id, version)
+        )
+
+    def _canonical(self, route: VersionRoute, version: str, path: str) -> str | None:
+        """The permanent path of ``path`` (inside the version) when the route reaches it through ``latest``."""
+        if route.version != "latest":
+            return None
+        return f"/dandisets/{route.dandiset_id}/releases/{version}/{path}"
 
     def _dandiset_yaml(self, route: VersionRoute) -> File:
         version, fixed = self._resolve(route)
@@ -241,8 +259,11 @@ class DandisetViews:
                 sort_keys=False, allow_unicode=True, default_flow_style=False,
             ).encode(),
         )
+        md5 = hashlib.md5(body).hexdigest()
         return File(f"{route.root}dandiset.yaml", "Metadata", size=len(body), body=body,
-                    media_type="text/yaml; charset=utf-8")
+                    media_type="text/yaml; charset=utf-8", etag=md5, md5=md5,
+                    modified=self._version_info(route.dandiset_id, version, fixed).modified or UNDATED,
+                    canonical=self._canonical(route, version, "dandiset.yaml"))
 
     # -- folders and assets ---------------------------------------------------
 
@@ -387,9 +408,13 @@ class DandisetViews:
     ) -> Resource:
         """``pinned=False``: a Zarr asset shown live, which has no permanent /zarrs/ link."""
         path = f"{route.root}{item.path}"
+        canonical = self._canonical(route, version, item.path)
         if isinstance(item, Folder):
-            return Collection(f"{path}/", "Directory", size=item.total_size,
-                              details=None if item.total_assets is None else f"{item.total_assets} assets")
+            # A folder has no date of its own in the archive: its version's.
+            modified = self._version_info(route.dandiset_id, version, route.version != "draft").modified
+            return Collection(f"{path}/", "Directory", size=item.total_size, modified=modified or UNDATED,
+                              details=None if item.total_assets is None else f"{item.total_assets} assets",
+                              canonical=None if canonical is None else f"{canonical}/")
         api = self._archive.public_url
         metadata_url = (f"{api}/dandisets/{_segment(route.dandiset_id)}/versions/{_segment(version)}"
                         f"/assets/{_segment(item.asset_id)}/")
@@ -399,11 +424,14 @@ class DandisetViews:
             if checksum is not None:
                 header_value(checksum, "ETag", what)
             links: tuple[tuple[str, str], ...] = (("Metadata", metadata_url),)
+            permanent = None
             if checksum is not None and pinned:
-                links = (("Permanent link", zarr_version_path(item.zarr, checksum)), *links)
+                permanent = zarr_version_path(item.zarr, checksum)  # the Zarr's own name wins over releases/
+                links = (("Permanent link", permanent), *links)
             return Collection(f"{path}/", "Zarr", size=item.size, created=item.created,
-                              modified=item.modified, etag=checksum if pinned else None, links=links,
-                              pinned=pinned, version=version, zarr=True, metadata_url=metadata_url)
+                              modified=item.modified or UNDATED, etag=checksum if pinned else None, links=links,
+                              pinned=pinned, canonical=permanent, version=version, zarr=True,
+                              metadata_url=metadata_url)
         location = f"{api}/assets/{_segment(item.asset_id)}/download/"
         private = self._embargoed(route.dandiset_id)
         if private:
@@ -416,10 +444,11 @@ class DandisetViews:
             location = header_value(item.s3_url, "Location", what)
         media_type = item.metadata.get("encodingFormat")
         etag = item.blob_etag
-        return File(path, "File", size=item.size, created=item.created, modified=item.modified,
+        return File(path, "File", size=item.size, created=item.created, modified=item.modified or UNDATED,
                     etag=None if etag is None else header_value(etag, "ETag", what), location=location,
                     media_type=header_value(media_type, "Content-Type", what) if isinstance(media_type, str) else None,
-                    metadata_url=metadata_url, private=private)
+                    md5=md5_of(item.blob_md5) or md5_of(etag), canonical=canonical, metadata_url=metadata_url,
+                    private=private)
 
     def _may_redirect_to(self, url: str) -> bool:
         """Whether ``url`` is on a host blobs may redirect to; elsewhere the archive's download URL serves."""
@@ -447,15 +476,16 @@ class DandisetViews:
             else f"the manifest of Zarr {zarr_id} at checksum {checksum} is missing from the manifest tree"
         )
         if route.version == "draft":
-            raise Unavailable(f"{why}; not serving it unpinned (missing_manifest = error)")
-        raise Unavailable(f"{why}; a published version is never served unpinned")
+            raise Unavailable(f"{why}; not serving it unpinned (missing_manifest = error)", self._retry_after)
+        raise Unavailable(f"{why}; a published version is never served unpinned", self._retry_after)
 
     def _live_resource(self, root: str, entry: LiveEntry) -> Resource:
         if isinstance(entry, LiveDirectory):
             path = f"{root}{entry.path}/" if entry.path else root
-            return Collection(path, "Directory (live)", pinned=False)
+            # S3 gives a prefix no date, and the newest key below it would take a walk.
+            return Collection(path, "Directory (live)", pinned=False, modified=UNDATED)
         return File(f"{root}{entry.path}", "File (live)", size=entry.size, modified=entry.modified,
-                    etag=entry.etag, location=entry.url, pinned=False)
+                    etag=entry.etag, location=entry.url, pinned=False, md5=md5_of(entry.etag))
 
     def _cached(self, key: tuple[str, ...], fixed: bool, load: Callable[[], T]) -> T:
         """``load()``'s answer, kept without expiry if ``fixed``, else for the TTL (see ``Answers``).

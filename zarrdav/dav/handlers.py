@@ -13,7 +13,7 @@ from itertools import chain
 from zarrdav.dav.caching import ACCEPT_VARY, CACHE_CONTROL, CachePolicy
 from zarrdav.dav.delivery import Delivery
 from zarrdav.dav.formats import http_date, quote_url
-from zarrdav.dav.pages import collection_page
+from zarrdav.dav.pages import collection_page, site_url
 from zarrdav.dav.propfind import BadPropfind, parse_propfind, render_multistatus
 from zarrdav.dav.provider import Provider
 from zarrdav.dav.resources import Collection, File, Resource
@@ -72,8 +72,8 @@ class Handlers:
     def _options(self, request: Request, path: str) -> Answer:
         if path != "*":
             self._provider.resource(path)
-        return Answer(200, [("DAV", "1"), ("Allow", ALLOW), ("MS-Author-Via", "DAV"),
-                            ("Content-Length", "0"), (CACHE_CONTROL, self._caching.changing)])
+        return Answer(200, [("Allow", ALLOW), ("MS-Author-Via", "DAV"), ("Content-Length", "0"),
+                            (CACHE_CONTROL, self._caching.changing)])
 
     def _get(self, request: Request, path: str) -> Answer:
         resource = self._provider.resource(path)
@@ -83,19 +83,19 @@ class Handlers:
             if path[-1] == "/":
                 raise NotFound(f"{path} is a file, not a folder")
             if resource.body is not None:
-                validators = _validators(resource)
+                validators = _validators(resource, request)
                 unchanged = caching.not_modified(request, resource, validators)
                 if unchanged is not None:
                     return unchanged
                 headers = [("Content-Type", resource.content_type), ("Content-Length", str(len(resource.body)))]
                 return Answer(200, [*headers, *validators, cache], resource.body)
-            return self._delivery.answer(request, resource, [*_validators(resource), cache])
+            return self._delivery.answer(request, resource, [*_validators(resource, request), cache])
         if path[-1] != "/":
             location = quote_url(f"{request.script_name}{path}/")
             if request.query:
                 location += f"?{request.query}"
             return Answer.redirect(301, location, [cache])
-        validators = _validators(resource)
+        validators = _validators(resource, request)
         unchanged = caching.not_modified(request, resource, validators)
         if unchanged is not None:
             return unchanged
@@ -126,7 +126,7 @@ class Handlers:
         if depth == "1" and isinstance(resource, Collection):
             resources = chain(resources, self._provider.members(resource))
         # Past this point only formatting happens: the answer is sent as it is written.
-        answer = _sized(render_multistatus(wanted, resources, request.script_name))
+        answer = _sized(render_multistatus(wanted, resources, request.script_name, site_url(request)))
         headers = [("Content-Type", _XML), (CACHE_CONTROL, self._caching.control(resource))]
         if isinstance(answer, bytes):
             headers.append(("Content-Length", str(len(answer))))
@@ -142,10 +142,15 @@ def _sized(chunks: Iterator[bytes]) -> Body:
     return chain((first, second), chunks)
 
 
-def _validators(resource: Resource) -> list[tuple[str, str]]:
+def _validators(resource: Resource, request: Request) -> list[tuple[str, str]]:
+    """ETag and Last-Modified as PROPFIND has them, and the permanent URL of a draft/ or latest/ path."""
     headers = [] if resource.pinned else [UNPINNED_HEADER]
     if resource.etag is not None:
         headers.append(("ETag", f'"{resource.etag}"'))
     if resource.modified is not None:
         headers.append(("Last-Modified", http_date(resource.modified)))
+    if resource.canonical is not None:
+        url = f"{site_url(request)}{quote_url(resource.canonical)}"
+        headers.append(("Link", f'<{url}>; rel="canonical"'))
     return headers
+

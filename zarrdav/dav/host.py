@@ -87,6 +87,7 @@ class WsgiDavHost:
             return outcome
         if isinstance(outcome, BaseException):
             raise outcome
-        # WsgiDAV answered by itself (OPTIONS *).
+        # WsgiDAV answered by itself (OPTIONS *). Its DAV header is left to
+        # the layer that gives every answer zarrdav's.
         status, headers = started
-        return Answer(int(status[:3]), [(k, v) for k, v in headers if k.lower() != "date"], body)
+        return Answer(int(status[:3]), [(k, v) for k, v in headers if k.lower() not in ("date", "dav")], body)

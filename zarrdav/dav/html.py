@@ -22,7 +22,7 @@ from html import escape as _escape
 from urllib.parse import quote
 
 from zarrdav.dav.formats import representable
-from zarrdav.dav.resources import Collection, Resource
+from zarrdav.dav.resources import UNDATED, Collection, Resource
 
 # Kept literally in hrefs: sub-delims and "@" (RFC 3986 pchar), minus "&" and
 # "'" (fsspec reads hrefs without HTML unescaping) and minus ":" (a leading
@@ -343,8 +343,9 @@ def _version_row(child: Resource, newest: bool) -> str:
 # format each once.
 @lru_cache(maxsize=4096)
 def _time(value: datetime | None) -> str:
-    """UTC for everyone; naive datetimes are taken to be UTC already."""
-    if value is None:
+    """UTC for everyone; naive datetimes are taken to be UTC already. The
+    placeholder date of folders without one is shown as none."""
+    if value is None or value == UNDATED:
         return _DASH
     if value.tzinfo is not None:
         value = value.astimezone(UTC)

@@ -17,7 +17,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
 from zarrdav.dav.formats import http_date, iso_date, quote_url, representable
-from zarrdav.dav.resources import Resource
+from zarrdav.dav.resources import File, Resource
 
 MAX_BODY = 64 * 1024
 DAV = "DAV:"
@@ -47,15 +47,46 @@ def _text(value: str | None) -> str | None:
     return None if value is None else escape(value)
 
 
-# Each live property: its name and how to render its value (None: not defined here).
-PROPERTIES: dict[str, Callable[[Resource], str | None]] = {
-    "creationdate": lambda r: None if r.created is None else iso_date(r.created),
-    "displayname": lambda r: escape(r.name),
-    "getcontentlength": lambda r: None if r.size is None else str(r.size),
-    "getcontenttype": lambda r: _text(r.content_type),
-    "getetag": lambda r: None if r.etag is None else escape(f'"{r.etag}"'),
-    "getlastmodified": lambda r: None if r.modified is None else http_date(r.modified),
-    "resourcetype": lambda r: "<D:collection/>" if r.is_collection else "",
+OWNCLOUD = "http://owncloud.org/ns"
+ZARRDAV = "https://github.com/dandi/zarrdav/ns"
+# The prefixes answers use, declared once on the multistatus element.
+_PREFIXES = {DAV: "D", OWNCLOUD: "oc", ZARRDAV: "zd"}
+_NAMESPACES = "".join(f' xmlns:{prefix}="{namespace}"' for namespace, prefix in _PREFIXES.items())
+
+# How a property's value is rendered from a resource and the server's URL
+# (scheme, host and the mount point, percent-encoded); None: the resource
+# does not define it.
+Render = Callable[[Resource, str], str | None]
+
+
+def _checksums(resource: Resource, site: str) -> str | None:
+    """ownCloud's checksums, which rclone reads (vendor owncloud) for md5sum and check."""
+    md5 = resource.md5 if isinstance(resource, File) else None
+    return None if md5 is None else f"<oc:checksum>MD5:{md5}</oc:checksum>"
+
+
+def _canonical(resource: Resource, site: str) -> str | None:
+    """The absolute permanent URL of what a draft/ or latest/ path shows, as on GET's Link.
+
+    Text, not a ``D:href``: clients that gather every ``D:href`` of a
+    multistatus as its members would take it for one.
+    """
+    canonical = resource.canonical
+    return None if canonical is None else f"{site}{quote_url(canonical)}"
+
+
+# Each live property, by {namespace}name: how to render its value. Folders
+# have no getcontentlength (their GET is a page), as in dandidav and mod_dav.
+PROPERTIES: dict[str, Render] = {
+    f"{{{DAV}}}creationdate": lambda r, _: None if r.created is None else iso_date(r.created),
+    f"{{{DAV}}}displayname": lambda r, _: escape(r.name),
+    f"{{{DAV}}}getcontentlength": lambda r, _: None if r.size is None or r.is_collection else str(r.size),
+    f"{{{DAV}}}getcontenttype": lambda r, _: _text(r.content_type),
+    f"{{{DAV}}}getetag": lambda r, _: None if r.etag is None else escape(f'"{r.etag}"'),
+    f"{{{DAV}}}getlastmodified": lambda r, _: None if r.modified is None else http_date(r.modified),
+    f"{{{DAV}}}resourcetype": lambda r, _: "<D:collection/>" if r.is_collection else "",
+    f"{{{OWNCLOUD}}}checksums": _checksums,
+    f"{{{ZARRDAV}}}canonical": _canonical,
 }
 
 
@@ -84,20 +115,21 @@ def parse_propfind(body: bytes) -> PropfindRequest:
 
 
 def render_multistatus(
-    request: PropfindRequest, resources: Iterable[Resource], script_name: str
+    request: PropfindRequest, resources: Iterable[Resource], script_name: str, site: str = ""
 ) -> Iterator[bytes]:
     """One ``response`` per resource, every kind of resource alike, as chunks of about
     ``CHUNK_BYTES``.
 
-    The answer is produced as it is sent, so a listing of 100,000 entries never
+    ``site`` (the server's absolute URL, ``zarrdav.dav.pages.site_url``) makes
+    the absolute URLs some properties hold. The answer is produced as it is sent, so a listing of 100,000 entries never
     lies whole in memory. Only formatting happens here: whatever may fail
     (lookups, upstreams) must have happened when ``resources`` was made.
     """
-    return _chunks(_Plan.of(request), _href_writer(script_name), iter(resources))
+    return _chunks(_Plan.of(request, site), _href_writer(script_name), iter(resources))
 
 
 CHUNK_BYTES = 64 * 1024
-_HEAD = '<?xml version="1.0" encoding="utf-8"?>\n<D:multistatus xmlns:D="DAV:">'
+_HEAD = f'<?xml version="1.0" encoding="utf-8"?>\n<D:multistatus{_NAMESPACES}>'
 _TAIL = "</D:multistatus>\n"
 
 
@@ -122,38 +154,39 @@ class _Plan:
     """What a request asks of every resource, decided once before the first row."""
 
     # (value, open tag, close tag, empty element) of each known property wanted, in answer order
-    properties: tuple[tuple[Callable[[Resource], str | None], str, str, str], ...]
+    properties: tuple[tuple[Render, str, str, str], ...]
     unknown: str  # empty elements of the properties nobody defines: a 404 on every row
     report_undefined: bool  # prop: a named property a resource lacks is a 404 as well
     names_only: bool  # propname: the defined properties' names, no values
+    site: str  # the server's URL, for properties holding absolute URLs
 
     @classmethod
-    def of(cls, request: PropfindRequest) -> _Plan:
+    def of(cls, request: PropfindRequest, site: str = "") -> _Plan:
         """Known properties keep the order asked (after all of them, for allprop)."""
         wanted = [] if request.mode == "prop" else list(PROPERTIES)
         unknown = []
         for tag in request.names:
-            namespace, _, local = tag[1:].partition("}") if tag.startswith("{") else ("", "", tag)
-            if namespace == DAV and local in PROPERTIES:
-                if local not in wanted:
-                    wanted.append(local)
+            if tag in PROPERTIES:
+                if tag not in wanted:
+                    wanted.append(tag)
             else:
+                namespace, _, local = tag[1:].partition("}") if tag.startswith("{") else ("", "", tag)
                 unknown.append(_empty_element(namespace, local))
         return cls(
-            tuple(
-                (PROPERTIES[name], f"<D:{name}>", f"</D:{name}>", f"<D:{name}/>") for name in wanted
-            ),
+            tuple((PROPERTIES[tag], *_tags(tag)) for tag in wanted),
             "".join(unknown),
             request.mode == "prop",
             request.mode == "propname",
+            site,
         )
 
     def response(self, href: str, resource: Resource) -> str:
         """The resource's ``response``: found properties, then those not found."""
         found = []
         missing = self.unknown
+        site = self.site
         for value_of, open_tag, close_tag, empty in self.properties:
-            value = value_of(resource)
+            value = value_of(resource, site)
             if value is None:
                 if self.report_undefined:
                     missing += empty
@@ -183,6 +216,13 @@ def _href_writer(script_name: str) -> Callable[[str], str]:
         return f"{quoted}{quote_url(name)}"
 
     return href
+
+
+def _tags(tag: str) -> tuple[str, str, str]:
+    """The open, close and empty elements of a known ``{namespace}name``."""
+    namespace, _, local = tag[1:].partition("}")
+    name = f"{_PREFIXES[namespace]}:{local}"
+    return f"<{name}>", f"</{name}>", f"<{name}/>"
 
 
 def _empty_element(namespace: str, local: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from zarrdav.dav.dandisets import DandisetViews
-from zarrdav.dav.resources import Collection, Resource
+from zarrdav.dav.resources import UNDATED, Collection, Resource
 from zarrdav.dav.zarrs import ZarrViews
 from zarrdav.errors import NotFound
 from zarrdav.routes import (
@@ -77,28 +77,38 @@ class Provider:
             case ManifestRoute(zarr_id=zarr_id, checksum=checksum):
                 return self._zarrs.version(zarr_id, checksum)
             case RootRoute() | ZarrsRoute():
-                return Collection(slashed, "Directory")
+                return Collection(slashed, "Directory", modified=UNDATED)
             case ZarrPrefixRoute(prefix=prefix):
                 self._manifests.listing(prefix)  # NotFound when absent
-                return Collection(slashed, "Directory")
+                return Collection(slashed, "Directory", modified=UNDATED)
             case ZarrVersionsRoute(zarr_id=zarr_id):
-                if not self._manifests.checksums(zarr_id):
+                checksums = self._manifests.checksums(zarr_id)
+                if not checksums:
                     raise NotFound(f"no manifests for Zarr {zarr_id}")
-                return Collection(slashed, "Zarr", newest_first=True)
+                return self._versions_collection(slashed, zarr_id, checksums)
         raise NotFound(f"nothing at {path}")
 
     def _zarrs_members(self, route: Route, collection: Collection) -> list[Resource]:
         base = collection.path
         match route:
             case RootRoute():
-                return [Collection("/dandisets/", "Dandisets"), Collection("/zarrs/", "Zarrs")]
+                return [Collection("/dandisets/", "Dandisets", modified=UNDATED),
+                        Collection("/zarrs/", "Zarrs", modified=UNDATED)]
             case ZarrsRoute():
                 listing = self._manifests.listing("")
-                return [Collection(f"{base}{name}/", "Directory") for name in listing.directories]
+                return [Collection(f"{base}{name}/", "Directory", modified=UNDATED) for name in listing.directories]
             case ZarrPrefixRoute(prefix=prefix):
                 listing = self._manifests.listing(prefix)
-                kind = "Directory" if "/" not in prefix else "Zarr"
-                return [Collection(f"{base}{name}/", kind) for name in listing.directories]
+                if "/" not in prefix:
+                    return [Collection(f"{base}{name}/", "Directory", modified=UNDATED) for name in listing.directories]
+                # The Zarrs themselves: a listing of Zarrs without manifests shows them all the same.
+                return [self._versions_collection(f"{base}{name}/", name, self._manifests.checksums(name))
+                        for name in listing.directories]
             case ZarrVersionsRoute(zarr_id=zarr_id):
                 return list(self._zarrs.versions(zarr_id, self._manifests.checksums(zarr_id)))
         raise NotFound(f"nothing at {collection.path}")
+
+    def _versions_collection(self, path: str, zarr_id: str, checksums: list[str]) -> Collection:
+        """``<zarr_id>/``, dated by its newest manifest."""
+        modified = self._zarrs.newest(zarr_id, checksums) if checksums else UNDATED
+        return Collection(path, "Zarr", modified=modified, newest_first=True)

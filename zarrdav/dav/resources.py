@@ -11,8 +11,14 @@ from __future__ import annotations
 
 import mimetypes
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
+
+# The date of the collections that have none of their own (``/``, ``/zarrs/``
+# and its prefix folders, ``/dandisets/``): the Unix epoch, the same on every
+# server and every day. Their content changes without it, so it validates
+# nothing: a conditional request must not be answered 304 on it.
+UNDATED = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(slots=True)
@@ -29,6 +35,7 @@ class Collection:
     links: tuple[tuple[str, str], ...] = field(default=())  # (label, URL) shown on its page
     pinned: bool = True  # False: a live view of S3, not version-pinned
     newest_first: bool = False  # its page lists members by modified time, newest first
+    canonical: str | None = None  # the permanent path of what a draft/ or latest/ path shows
     # What its HTML page and its row show a person (never PROPFIND).
     title: str | None = None  # a Dandiset's or version's name
     citation: str | None = None  # a version's citation, as the archive gives it
@@ -67,6 +74,8 @@ class File:
     media_type: str | None = None
     details: str | None = None
     pinned: bool = True  # False: redirects to the current object, not a version
+    canonical: str | None = None  # the permanent path of what a draft/ or latest/ path shows
+    md5: str | None = None  # the MD5 of the bytes (32 hex digits), when known
     metadata_url: str | None = None  # an asset's archive metadata, linked from its row
     private: bool = False  # its object is private in the bucket: served presigned (dav/delivery.py)
 
@@ -84,6 +93,15 @@ class File:
 
 
 Resource = Collection | File
+
+_HEX = "0123456789abcdefABCDEF"
+
+
+def md5_of(etag: str | None) -> str | None:
+    """The MD5 an S3-style ETag is, lowercase; None for a multipart one (``<md5>-<parts>``)."""
+    if etag is None or len(etag) != 32 or etag.strip(_HEX):
+        return None
+    return etag.lower()
 
 
 def guess_content_type(name: str) -> str:

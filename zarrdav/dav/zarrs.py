@@ -17,8 +17,8 @@ from itertools import pairwise
 from cachetools import LRUCache
 
 from zarrdav.dav.formats import quote_url
-from zarrdav.dav.resources import Collection, File, Resource
-from zarrdav.errors import NotFound
+from zarrdav.dav.resources import UNDATED, Collection, File, Resource, md5_of
+from zarrdav.errors import NotFound, UpstreamError
 from zarrdav.manifests.cache import ManifestCache
 from zarrdav.manifests.diff import DiffSummary, summarize
 from zarrdav.manifests.model import Manifest, ManifestDirectory, ManifestEntry, ManifestFile
@@ -27,6 +27,8 @@ from zarrdav.upstreams.values import sendable, unsendable
 
 # Change counts between two manifests kept: a few dozen bytes each.
 _CHANGES_KEPT = 4096
+# Newest manifest dates of Zarrs kept, by Zarr and its checksums.
+_NEWEST_KEPT = 4096
 _NEVER = datetime.min.replace(tzinfo=UTC)
 _ETAGS_AT_ONCE = 4096
 
@@ -38,6 +40,7 @@ class ZarrViews:
         # Manifests never change, so neither does what changed between two of them.
         self._changes: LRUCache[tuple[str, str, str], DiffSummary] = LRUCache(_CHANGES_KEPT)
         self._changes_lock = threading.Lock()
+        self._newest: LRUCache[tuple[str, tuple[str, ...]], datetime] = LRUCache(_NEWEST_KEPT)
 
     def versions(self, zarr_id: str, checksums: list[str]) -> list[Collection]:
         """The Zarr's versions, oldest first, each with what changed since the one before.
@@ -57,6 +60,35 @@ class ZarrViews:
             )
             newer.changes = (change.added, change.removed, change.changed)
         return found
+
+    def newest(self, zarr_id: str, checksums: list[str]) -> datetime:
+        """The date of the Zarr's newest manifest: its versions folder's date.
+
+        Reading each manifest's statistics loads it once; the date is kept,
+        since the manifests named never change. A manifest that cannot be
+        read does not count (its own page says why), and the date is then
+        not kept, so that a listing of Zarrs never fails for one of them.
+        """
+        key = (zarr_id, tuple(checksums))
+        with self._changes_lock:
+            known = self._newest.get(key)
+        if known is not None:
+            return known
+        dates: list[datetime] = []
+        complete = True
+        for checksum in checksums:
+            try:
+                date = self.manifests.manifest(zarr_id, checksum).statistics.last_modified
+            except (NotFound, UpstreamError):
+                complete = False
+                continue
+            if date is not None:
+                dates.append(date)
+        newest = max(dates, default=UNDATED)
+        if complete:
+            with self._changes_lock:
+                self._newest[key] = newest
+        return newest
 
     def _change(self, zarr_id: str, older: str, newer: str) -> DiffSummary:
         key = (zarr_id, older, newer)
@@ -81,7 +113,7 @@ class ZarrViews:
             kind,
             size=stats.total_size,
             created=created,
-            modified=stats.last_modified,
+            modified=stats.last_modified or UNDATED,
             etag=checksum,
             details=f"{stats.entries:,} entries",
             links=links,
@@ -104,9 +136,7 @@ class ZarrViews:
         found = manifest.lookup(path)
         if found is None:
             raise NotFound(f"no entry {path!r} in Zarr {zarr_id} as of {checksum}")
-        if isinstance(found, ManifestDirectory):
-            return self._resource(zarr_id, root, found)
-        return self._file(zarr_id, root, found, private)
+        return self._resource(zarr_id, checksum, root, manifest, found, private)
 
     def members(self, zarr_id: str, checksum: str, root: str, path: str) -> Iterator[Resource]:
         """The directory's children in name order, without redirect locations, made as
@@ -127,25 +157,38 @@ class ZarrViews:
         if not isinstance(directory, ManifestDirectory):
             raise NotFound(f"no directory {path!r} in Zarr {zarr_id} as of {checksum}")
         _check_etags(manifest, directory, zarr_id)
-        return self._members(manifest, zarr_id, root, directory)
+        return self._members(manifest, zarr_id, checksum, root, directory)
 
     def _members(
-        self, manifest: Manifest, zarr_id: str, root: str, directory: ManifestDirectory
+        self, manifest: Manifest, zarr_id: str, checksum: str, root: str, directory: ManifestDirectory
     ) -> Iterator[Resource]:
         prefix = f"{root}{directory.path}/" if directory.path else root
+        permanent = _permanent(zarr_id, checksum, root)
+        permanent_prefix = None if permanent is None else f"{permanent}{prefix[len(root):]}"
         for row in manifest.listing(directory):
             if isinstance(row, ManifestDirectory):
-                yield self._resource(zarr_id, root, row)
+                yield self._resource(zarr_id, checksum, root, manifest, row)
             else:
                 name, size, modified, etag = row
-                yield File(f"{prefix}{name}", "File", size=size, modified=modified, etag=etag)
+                yield File(f"{prefix}{name}", "File", size=size, modified=modified, etag=etag, md5=md5_of(etag),
+                           canonical=None if permanent_prefix is None else f"{permanent_prefix}{name}")
 
-    def _resource(self, zarr_id: str, root: str, entry: ManifestEntry) -> Resource:
+    def _resource(
+        self, zarr_id: str, checksum: str, root: str, manifest: Manifest, entry: ManifestEntry,
+        private: bool = False,
+    ) -> Resource:
+        permanent = _permanent(zarr_id, checksum, root)
         if isinstance(entry, ManifestDirectory):
-            return Collection(f"{root}{entry.path}/" if entry.path else root, "Directory")
-        return self._file(zarr_id, root, entry)
+            inner = f"{entry.path}/" if entry.path else ""
+            # A directory without files below it (an empty JSON object) has the Zarr's date.
+            modified = manifest.directory_modified(entry) or manifest.statistics.last_modified or UNDATED
+            return Collection(f"{root}{inner}", "Directory", modified=modified,
+                              canonical=None if permanent is None else f"{permanent}{inner}")
+        return self._file(zarr_id, root, entry, permanent, private)
 
-    def _file(self, zarr_id: str, root: str, file: ManifestFile, private: bool = False) -> File:
+    def _file(
+        self, zarr_id: str, root: str, file: ManifestFile, permanent: str | None, private: bool = False
+    ) -> File:
         if not sendable(file.etag, "ETag"):
             raise unsendable("ETag", f"manifest tree: Zarr {zarr_id}, entry {file.path!r}")
         location = (
@@ -160,7 +203,15 @@ class ZarrViews:
             etag=file.etag,
             location=location,
             private=private,
+            canonical=None if permanent is None else f"{permanent}{file.path}",
+            md5=md5_of(file.etag),
         )
+
+
+def _permanent(zarr_id: str, checksum: str, root: str) -> str | None:
+    """The Zarr's /zarrs/ path when it is shown elsewhere (as a Dandiset's asset), else None."""
+    path = zarr_version_path(zarr_id, checksum)
+    return None if root == path else path
 
 
 def _check_etags(manifest: Manifest, directory: ManifestDirectory, zarr_id: str) -> None:

@@ -96,6 +96,21 @@ def limits(max_path_bytes: int) -> Layer:
 PRIVATE_ANSWER = ("Cache-Control", "private, no-store")
 
 
+def dav_class(inner: Handler) -> Handler:
+    """``DAV: 1`` on every answer, errors included, as dandidav and Apache send it:
+    clients (davfs2, Windows) probe any answer for it, not only OPTIONS."""
+
+    def with_dav(request: Request) -> Answer:
+        answer = inner(request)
+        answer.headers.append(_DAV)
+        return answer
+
+    return with_dav
+
+
+_DAV = ("DAV", "1")
+
+
 def cors(credentialed_origins: frozenset[str]) -> Layer:
     """Let browser-based Zarr viewers read through the server.
 

@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import NamedTuple
 
+import numpy as np
+
 from zarrdav.manifests.columns import BytesColumn, IntArray
 
 
@@ -105,7 +107,7 @@ class Manifest:
 
     __slots__ = (
         "source", "statistics", "_dirs", "_files",
-        "_directories", "_memo_lock",
+        "_directories", "_memo_lock", "_newest",
     )
 
     def __init__(
@@ -120,6 +122,7 @@ class Manifest:
         self._directories: dict[str, int] = {}  # see _directory_number
         self._memo_lock = threading.Lock()
         self._directories[""] = 0
+        self._newest: list[int] | None = None  # see directory_modified
 
     @property
     def root(self) -> ManifestDirectory:
@@ -141,7 +144,21 @@ class Manifest:
         per_file += files.sizes.itemsize * len(files.sizes) * 2
         per_dir = sum(map(len, dirs.names)) + 100 * len(dirs.names)
         remembered = min(len(dirs.names), _DIRECTORIES_KEPT) * _DIRECTORY_PATH_BYTES
-        return per_file + per_dir + remembered + 1024
+        newest = 40 * len(dirs.names)  # directory_modified's list, once made
+        return per_file + per_dir + remembered + newest + 1024
+
+    def directory_modified(self, directory: ManifestDirectory) -> datetime | None:
+        """The newest ``lastModified`` of the files below ``directory``; None if none are.
+
+        Made for every directory at once, on the first call: one pass over
+        the file times and one per level of directories, never a walk per
+        request. Two threads may both make it, and agree.
+        """
+        newest = self._newest
+        if newest is None:
+            newest = self._newest = _newest_below(self._dirs, self._files.mtimes)
+        seconds = newest[directory.index]
+        return None if seconds == _NO_FILES else _moment(seconds)
 
     def lookup(self, path: str) -> ManifestEntry | None:
         """The entry at ``path`` (``/``-separated, ``""`` for the root), or None.
@@ -276,6 +293,37 @@ class Manifest:
             path, files.version_ids.text(index), _moment(files.mtimes[index]),
             files.sizes[index], files.etags.text(index),
         )
+
+
+_NO_FILES = -(2**63)
+
+
+def _newest_below(dirs: DirectoryTable, mtimes: IntArray) -> list[int]:
+    """Per directory, the newest time of the files in its subtree (``_NO_FILES``: none)."""
+    count = len(dirs.names)
+    newest = np.full(count, _NO_FILES, np.int64)
+    file_counts = np.asarray(dirs.file_count)
+    holding = np.flatnonzero(file_counts > 0)
+    if len(holding):
+        # Each directory's files are one range, and the ranges partition the
+        # columns: sorted by start, one reduceat gives every range's newest.
+        starts = np.asarray(dirs.first_file)[holding]
+        order = np.argsort(starts, kind="stable")
+        newest[holding[order]] = np.maximum.reduceat(np.asarray(mtimes), starts[order])
+    # Directories are numbered breadth first, a level's children forming the
+    # next level: fold each level into its parents, deepest first.
+    first_child, child_count = np.asarray(dirs.first_child), np.asarray(dirs.child_count)
+    parents = np.asarray(dirs.parents)
+    levels = [(0, min(count, 1))]
+    while levels[-1][1] < count:
+        start, end = levels[-1]
+        following = int(first_child[end - 1] + child_count[end - 1])
+        if following <= end:
+            break  # not a breadth-first table; the levels found so far still fold
+        levels.append((end, following))
+    for start, end in reversed(levels[1:]):
+        np.maximum.at(newest, parents[start:end], newest[start:end])
+    return newest.tolist()
 
 
 # Chunks are written in bursts: a listing's entries share few timestamps.

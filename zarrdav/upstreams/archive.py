@@ -100,6 +100,13 @@ class Asset:
         return value if isinstance(value, str) else None
 
     @property
+    def blob_md5(self) -> str | None:
+        """The ``dandi:md5`` digest, when the archive has one (checked where it is used)."""
+        digest = self.metadata.get("digest")
+        value = digest.get("dandi:md5") if isinstance(digest, dict) else None
+        return value if isinstance(value, str) else None
+
+    @property
     def s3_url(self) -> str | None:
         """The asset's S3 URL from ``contentUrl`` (not the API download URL)."""
         urls = self.metadata.get("contentUrl")

@@ -19,6 +19,9 @@ from typing import Generic, TypeVar
 from zarrdav.errors import Unavailable
 from zarrdav.upstreams.calls import charge
 
+# A refusal for load says "shortly": the slots free as upstream calls end,
+# within upstream_timeout at worst.
+_RETRY_AFTER = 1
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
@@ -39,7 +42,7 @@ class UpstreamGate:
         charge(kind)
         depth: int = getattr(self._depth, "value", 0)
         if depth == 0 and self._slots is not None and not self._slots.acquire(blocking=False):
-            raise Unavailable(f"{kind}: too many requests are waiting on upstreams; try again shortly")
+            raise Unavailable(f"{kind}: too many requests are waiting on upstreams; try again shortly", _RETRY_AFTER)
         self._depth.value = depth + 1
         try:
             yield
