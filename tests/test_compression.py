@@ -125,7 +125,7 @@ def raw(url: str, request: str) -> tuple[bytes, bytes]:
 
 
 def test_head_of_a_gzipped_page_has_its_headers_and_no_body(url: str) -> None:
-    head, rest = raw(url, f"HEAD {ROOT} HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n")
+    head, rest = raw(url, f"HEAD {ROOT} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept-Encoding: gzip\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 ")
     assert b"\r\nContent-Encoding: gzip" in head and b"\r\nVary: Accept-Encoding" in head
     assert b"\r\nContent-Length" not in head and b"\r\nTransfer-Encoding" not in head
