@@ -210,7 +210,7 @@ def test_public_files_are_proxied_unsigned_and_offered_to_every_origin(public_pr
     answer = httpx.get(public_proxy + public.path(CHUNK), timeout=30)
     assert answer.status_code == 200 and answer.content == CHUNK_BYTES
     assert answer.headers["access-control-allow-origin"] == "*"
-    assert "cache-control" not in answer.headers
+    assert answer.headers["cache-control"] == "public, max-age=31536000, immutable"
 
 
 def test_a_version_gone_from_the_bucket_is_404_and_s3_away_502(

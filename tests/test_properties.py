@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from tests import test_dandisets
-from tests.archive_data import LIVE_PATH, RELEASE, UNPINNED_ID, ZARR_PATHS
+from tests.archive_data import EMBARGOED_ID, LIVE_PATH, RELEASE, UNPINNED_ID, ZARR_PATHS
 from tests.test_dandisets import OPEN
 from tests.test_serve import Answer, multistatus, propfind
 from tests.zarr_data import VersionedZarr
@@ -84,6 +84,8 @@ def test_a_listing_row_is_what_the_member_says_of_itself(
             continue
         for row in multistatus(propfind(client, path, "1"))[1:]:
             assert row.text("getlastmodified") is not None, row.href
+            if row.href.startswith(f"/dandisets/{EMBARGOED_ID}/"):
+                continue  # its own answer is a 401 without a token (tests/test_dandisets.py)
             itself = own(client, row.href)
             for name in ("getlastmodified", "getetag", "getcontentlength"):
                 assert row.text(name) == itself.text(name), (row.href, name)
