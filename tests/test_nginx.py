@@ -77,7 +77,8 @@ def front(tmp_path_factory: pytest.TempPathFactory, api: str) -> Iterator[tuple[
         pytest.skip("needs nginx (Debian nginx-light; scripts/test installs it)")
     tree = one_manifest_tree(tmp_path_factory.mktemp("tree"), ZARR, CHECKSUM, MANIFEST)
     prefix = tmp_path_factory.mktemp("nginx")
-    args = ("--manifest-root", str(tree), "--api-url", api, "--archive-ttl", "2", "--cache-max-age", "2", "--trusted-proxies", "127.0.0.1")
+    args = ("--manifest-root", str(tree), "--api-url", api, "--archive-ttl", "2", "--cache-max-age", "2",
+            "--trusted-proxies", "127.0.0.1")
     with zarrdav_process(*args) as (first, one), zarrdav_process(*args) as (second, two):
         ports = [int(url.rsplit(":", 1)[1]) for url in (first, second)]
         listen = free_port()
