@@ -63,7 +63,7 @@ def mounted_at(point: Path) -> bool:
 @pytest.fixture(scope="module")
 def mount(demo: Demo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The demo mounted read-only at a fresh directory; unmounted (and checked gone) afterwards."""
-    with mounted(demo.url, tmp_path_factory) as point:
+    with mounted(demo.url, tmp_path_factory.mktemp("davfs2")) as point:
         yield point
 
 
@@ -76,18 +76,20 @@ WIDE_CHECKSUM, WIDE_MANIFEST = wide_manifest(WIDE_CHUNKS)
 def wide_mount(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """`zarrdav serve` of a Zarr whose array folder holds 3,000 chunks, mounted; its ``0/`` folder."""
     tree = one_manifest_tree(tmp_path_factory.mktemp("tree"), WIDE_ZARR, WIDE_CHECKSUM, WIDE_MANIFEST)
-    with zarrdav_server("--manifest-root", str(tree)) as url, mounted(f"{url}/", tmp_path_factory) as point:
+    with zarrdav_server("--manifest-root", str(tree)) as url, \
+            mounted(f"{url}/", tmp_path_factory.mktemp("davfs2")) as point:
         yield point / zarr_version_path(WIDE_ZARR, WIDE_CHECKSUM).strip("/") / "0"
 
 
 @contextmanager
-def mounted(url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    point = tmp_path_factory.mktemp("davfs2") / "mnt"
+def mounted(url: str, where: Path, conf: Path = CONF) -> Iterator[Path]:
+    """``url`` mounted read-only at ``where/mnt`` with davfs2 and ``conf``; unmounted after."""
+    point = where / "mnt"
     point.mkdir()
     # ask_auth 0 should keep davfs2 from asking for credentials; if a version
     # asks anyway, the empty input answers it rather than blocking.
     result = subprocess.run(
-        ["mount", "-t", "davfs", "-o", f"ro,conf={CONF}", url, str(point)],
+        ["mount", "-t", "davfs", "-o", f"ro,conf={conf}", url, str(point)],
         input="\n\n", capture_output=True, text=True, timeout=MOUNT_LIMIT,
     )
     said = (result.stderr + result.stdout).strip()

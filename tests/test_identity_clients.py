@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -162,29 +161,14 @@ MOUNT_DAVFS = shutil.which("mount.davfs") or shutil.which("mount.davfs", path="/
 def test_davfs2_reads_an_embargoed_file_with_the_token_in_its_secrets_file(
     embargoed: Embargoed, tmp_path: Path
 ) -> None:
-    from tests.test_davfs2 import CANNOT_MOUNT, CONF, MOUNT_LIMIT, _unmount, mounted_at
+    from tests.test_davfs2 import CONF, mounted
 
-    point = tmp_path / "mnt"
-    point.mkdir()
     secrets = tmp_path / "secrets"
     secrets.write_text(f'{embargoed.url}/ anyone "{OWNER_TOKEN}"\n')
     secrets.chmod(0o600)
     conf = tmp_path / "davfs2.conf"
     conf.write_text(CONF.read_text() + f"\nsecrets {secrets}\n")
-    result = subprocess.run(["mount", "-t", "davfs", "-o", f"ro,conf={conf}", f"{embargoed.url}/", str(point)],
-                            input="\n\n", capture_output=True, text=True, timeout=MOUNT_LIMIT)
-    said = (result.stderr + result.stdout).strip()
-    if result.returncode != 0:
-        if CANNOT_MOUNT.search(said):
-            pytest.skip(f"davfs2 cannot mount here: {said}")
-        pytest.fail(f"mount -t davfs failed ({result.returncode}): {said}")
-    try:
-        deadline = time.monotonic() + MOUNT_LIMIT
-        while not mounted_at(point):
-            assert time.monotonic() < deadline, f"{point} never appeared in /proc/mounts: {said}"
-            time.sleep(0.1)
+    with mounted(f"{embargoed.url}/", tmp_path, conf) as point:
         read = (point / ROOT.strip("/") / BLOB_PATH).read_bytes()
-    finally:
-        _unmount(point)
     assert read == BLOB_BYTES
     assert OWNER_TOKEN not in embargoed.output()
